@@ -1,0 +1,142 @@
+"""One adversarial training step, shared by the GAN and the WGAN.
+
+A Lightning training step is one *generator iteration*: `critic_steps(gen_iter)` critic updates on
+fresh real batches, then one generator update. Subclasses differ only where the algorithm does:
+the loss, the critic schedule, what happens after a critic update (clipping), and the optimizer.
+Manual optimization throughout (Lightning's GAN template), so Lightning's `global_step` counts
+every optimizer step; the study's step axis is `gen_iter`, kept here and logged as `step`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Union
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from lightning_modules.losses import LossFn, LossTerms
+from study.config import GanConfig, TrialConfig, WganConfig
+
+NOISE_SEED_OFFSET = 1      # training noise stream: seed + 1 (the data stream uses the seed itself)
+EVAL_NOISE_SEED_OFFSET = 2  # evaluation samples: a fresh stream, so eval frequency never alters training
+
+
+class Diverged(RuntimeError):
+    """A loss became NaN or inf: a result of the study (status `diverged`), not a crash."""
+
+    def __init__(self, gen_iter: int, values: dict[str, float]):
+        self.gen_iter = gen_iter
+        bad = ", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v))
+        super().__init__(f"non-finite loss at generator iteration {gen_iter}: {bad}")
+
+
+def make_optimizer(cfg: Union[GanConfig, WganConfig], params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)
+    return torch.optim.RMSprop(params, lr=cfg.lr)
+
+
+class AdversarialModule(pl.LightningModule):
+    estimate_key: str = ""  # the loss's own divergence estimate, e.g. "train/w_estimate"
+
+    def __init__(self, generator: nn.Module, critic: nn.Module, cfg: TrialConfig, real: Any = None,
+                 loss_fn: Optional[LossFn] = None):
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator, self.critic, self.cfg, self.real = generator, critic, cfg, real
+        self.loss_fn = loss_fn
+        self.nz = cfg.model.nz
+        g = torch.Generator().manual_seed(cfg.seed)
+        # fixed noise for sample grids: a buffer, so it follows the module's device and checkpoints
+        self.register_buffer("fixed_noise", torch.randn(cfg.eval.grid_size, self.nz, generator=g))
+        device = real.device if real is not None else torch.device("cpu")
+        self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + NOISE_SEED_OFFSET)
+        self.gen_iter = 0
+        self.critic_iters = 0
+        self.row: dict[str, float] = {}  # this iteration's metrics; callbacks may add eval/* before it is logged
+
+    # -- what subclasses define -------------------------------------------------
+    def critic_steps(self, gen_iter: int) -> int:
+        raise NotImplementedError
+
+    def after_critic_step(self) -> None:
+        """Hook after each critic update (WGAN: weight clipping)."""
+
+    def estimate(self, terms: LossTerms) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- the shared algorithm -----------------------------------------------------
+    def configure_optimizers(self):
+        algo = self.cfg.algo
+        return make_optimizer(algo, self.critic.parameters()), make_optimizer(algo, self.generator.parameters())
+
+    def noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.nz, generator=self.noise_gen, device=self.noise_gen.device)
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        d_opt, g_opt = self.optimizers()
+        self.toggle_optimizer(d_opt)
+        for _ in range(self.critic_steps(self.gen_iter)):
+            real = self.real.next()
+            with torch.no_grad():
+                fake = self.generator(self.noise(len(real)))
+            # real and fake in separate passes, as the reference code: BN statistics per batch
+            d_real, d_fake = self.critic(real), self.critic(fake)
+            terms = self.loss_fn(d_real, d_fake)
+            d_opt.zero_grad(set_to_none=True)
+            self.manual_backward(terms.d_loss)
+            d_opt.step()
+            self.after_critic_step()
+            self.critic_iters += 1
+        self.untoggle_optimizer(d_opt)
+
+        self.toggle_optimizer(g_opt)
+        d_gen = self.critic(self.generator(self.noise(self.cfg.train.batch_size)))
+        # g_loss depends on fake scores only; the last critic batch fills the d_real slot
+        g_loss = self.loss_fn(d_real.detach(), d_gen).g_loss
+        g_opt.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        g_opt.step()
+        self.untoggle_optimizer(g_opt)
+        self.gen_iter += 1
+
+        # one device->host transfer per generator iteration
+        values = torch.stack([terms.d_loss, g_loss, d_real.mean(), d_fake.mean(), self.estimate(terms)])
+        d_loss, g_l, d_r, d_f, est = values.detach().cpu().tolist()
+        self.row = {"train/d_loss": d_loss, "train/g_loss": g_l, "train/d_real": d_r, "train/d_fake": d_f,
+                    self.estimate_key: est, "train/critic_iters": self.critic_iters}
+        if not all(map(math.isfinite, (d_loss, g_l, d_r, d_f, est))):
+            raise Diverged(self.gen_iter, self.row)
+        if self.gen_iter >= self.cfg.train.gen_iters:
+            self.trainer.should_stop = True
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.flush_row()
+
+    def flush_row(self) -> None:
+        """Log this iteration's row (train/* and any eval/* added by callbacks) at step = gen_iter."""
+        if self.logger is not None and self.row:
+            self.logger.log_metrics(self.row, step=self.gen_iter)
+        self.row = {}
+
+    @torch.no_grad()
+    def sample(self, n: int, batch_size: int = 500) -> torch.Tensor:
+        """n samples on a fixed evaluation noise stream, in batches (G stays in train mode, as in the
+        reference code, so BN uses batch statistics exactly as during training)."""
+        g = torch.Generator(device=self.device).manual_seed(self.cfg.seed + EVAL_NOISE_SEED_OFFSET)
+        zs = torch.randn(n, self.nz, generator=g, device=self.device).split(batch_size)
+        return torch.cat([self.generator(z) for z in zs])
+
+    # -- exact resumes: counters and RNG streams travel with the checkpoint ---------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["study"] = {"gen_iter": self.gen_iter, "critic_iters": self.critic_iters,
+                               "noise_rng": self.noise_gen.get_state(),
+                               "real": self.real.state_dict() if self.real is not None else None}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint["study"]
+        self.gen_iter, self.critic_iters = state["gen_iter"], state["critic_iters"]
+        self.noise_gen.set_state(state["noise_rng"])
+        if self.real is not None and state["real"] is not None:
+            self.real.load_state_dict(state["real"])

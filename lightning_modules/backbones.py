@@ -1,0 +1,140 @@
+"""Generators and critics shared by both algorithms: plain nn.Modules, built by name.
+
+Interface: G(z) with z of shape (N, nz) -> samples of the data's shape; D(x) -> (N,) raw scores
+(logits for the GAN, critic values for the WGAN: no sigmoid here). Architectures follow the WGAN
+reference code (martinarjovsky/WassersteinGAN, models/dcgan.py and mlp.py).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from study.config import ModelConfig
+from study.registry import Registry
+
+Shape = tuple[int, ...]
+LEAK = 0.2  # LeakyReLU slope of the DCGAN critic
+
+
+@dataclass(frozen=True)
+class Backbone:
+    generator: Callable[[ModelConfig, Shape], nn.Module]
+    critic: Callable[[ModelConfig, Shape], nn.Module]
+    kinds: tuple[str, ...]  # data kinds it accepts: "image", "points"
+
+
+BACKBONES: Registry[Backbone] = Registry("backbone")
+
+
+def _check_size(shape: Shape) -> int:
+    size = shape[-1]
+    if size % 16 or size < 16:
+        raise ValueError(f"DCGAN needs an image size that is a multiple of 16, got {size}")
+    return size
+
+
+class DCGANGenerator(nn.Module):
+    """ConvTranspose stack from 4x4 to the image size; filters halve as resolution doubles
+    (`constant=True`: the same `width` filters in every layer, the paper's Fig. 6)."""
+
+    def __init__(self, cfg: ModelConfig, shape: Shape, bn: bool = True, constant: bool = False):
+        super().__init__()
+        nc, size = shape[0], _check_size(shape)
+        self.nz = cfg.nz
+        norm = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
+        # filters at the 4x4 layer: width * size / 8, so the last hidden layer has `width`
+        c = cfg.width if constant else cfg.width * size // 8
+        layers: list[nn.Module] = [nn.ConvTranspose2d(cfg.nz, c, 4, 1, 0, bias=False), norm(c), nn.ReLU(True)]
+        res = 4
+        while res < size // 2:
+            out = c if constant else c // 2
+            layers += [nn.ConvTranspose2d(c, out, 4, 2, 1, bias=False), norm(out), nn.ReLU(True)]
+            c, res = out, res * 2
+        for _ in range(cfg.extra_layers):
+            layers += [nn.Conv2d(c, c, 3, 1, 1, bias=False), norm(c), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(c, nc, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z.view(len(z), self.nz, 1, 1))
+
+
+class DCGANCritic(nn.Module):
+    """Strided convs down to 4x4 with LeakyReLU(0.2), BN after every conv but the first, and a
+    final 4x4 conv to one number (no sigmoid)."""
+
+    def __init__(self, cfg: ModelConfig, shape: Shape, bn: bool = True):
+        super().__init__()
+        nc, size = shape[0], _check_size(shape)
+        norm = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
+        c = cfg.width
+        layers: list[nn.Module] = [nn.Conv2d(nc, c, 4, 2, 1, bias=False), nn.LeakyReLU(LEAK, True)]
+        for _ in range(cfg.extra_layers):
+            layers += [nn.Conv2d(c, c, 3, 1, 1, bias=False), norm(c), nn.LeakyReLU(LEAK, True)]
+        res = size // 2
+        while res > 4:
+            layers += [nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False), norm(2 * c), nn.LeakyReLU(LEAK, True)]
+            c, res = 2 * c, res // 2
+        layers += [nn.Conv2d(c, 1, 4, 1, 0, bias=False)]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).view(len(x))
+
+
+def _mlp(n_in: int, n_out: int, hidden: int) -> nn.Sequential:
+    """The paper's MLP: 4 Linear layers with ReLU between."""
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(True), nn.Linear(hidden, hidden), nn.ReLU(True),
+                         nn.Linear(hidden, hidden), nn.ReLU(True), nn.Linear(hidden, n_out))
+
+
+class MLPGenerator(nn.Module):
+    """Linear output, as the reference code's MLP_G (no tanh)."""
+
+    def __init__(self, cfg: ModelConfig, shape: Shape):
+        super().__init__()
+        self.shape = shape
+        self.main = _mlp(cfg.nz, math.prod(shape), cfg.mlp_width)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z).view(len(z), *self.shape)
+
+
+class MLPCritic(nn.Module):
+    def __init__(self, cfg: ModelConfig, shape: Shape):
+        super().__init__()
+        self.main = _mlp(math.prod(shape), 1, cfg.mlp_width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x.flatten(1)).view(len(x))
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN init: conv weights N(0, 0.02), BN scale N(1, 0.02), BN shift 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+BACKBONES.register("dcgan", Backbone(lambda c, s: DCGANGenerator(c, s), lambda c, s: DCGANCritic(c, s), ("image",)))
+BACKBONES.register("dcgan_nobn", Backbone(lambda c, s: DCGANGenerator(c, s, bn=False),
+                                          lambda c, s: DCGANCritic(c, s, bn=False), ("image",)))
+# Fig. 6 pairs the constant-filter, BN-free generator with a standard DCGAN critic.
+BACKBONES.register("dcgan_const", Backbone(lambda c, s: DCGANGenerator(c, s, bn=False, constant=True),
+                                           lambda c, s: DCGANCritic(c, s), ("image",)))
+BACKBONES.register("mlp", Backbone(MLPGenerator, MLPCritic, ("image", "points")))
+
+
+def build(name: str, role: str, cfg: ModelConfig, shape: Shape) -> nn.Module:
+    """Build the `role` ("generator" | "critic") network of backbone `name` for data of `shape`."""
+    backbone = BACKBONES.get(name)
+    net = getattr(backbone, role)(cfg, shape)
+    dcgan_init(net)
+    return net

@@ -1,0 +1,80 @@
+"""Callbacks of a trial: evaluation and sample grids, atomic checkpoints, progress reports."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from study.io import atomic_path
+from study.samples import save_grid
+
+
+def is_eval_point(gen_iter: int, every: int, total: int) -> bool:
+    return gen_iter == total or (every > 0 and gen_iter % every == 0)
+
+
+class EvalCallback(pl.Callback):
+    """At every `eval.every` generator iterations and at the end: score samples (eval/* keys join
+    that iteration's metrics row), save a sample grid, and keep the final samples."""
+
+    def __init__(self, evaluator: Optional[Callable], trial_dir: Path, data_kind: str, modes=None):
+        self.evaluator, self.trial_dir, self.data_kind, self.modes = evaluator, trial_dir, data_kind, modes
+        self.seconds = 0.0
+        self.last: dict[str, float] = {}
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *args: Any) -> None:
+        cfg = module.cfg
+        if not is_eval_point(module.gen_iter, cfg.eval.every, cfg.train.gen_iters):
+            return
+        t0 = time.perf_counter()
+        samples = module.sample(cfg.eval.num_samples)
+        scores = self.evaluator(samples) if self.evaluator is not None else {}
+        module.row.update(scores)
+        self.last = scores
+        with torch.no_grad():
+            grid = module.generator(module.fixed_noise) if self.data_kind == "image" else samples
+        save_grid(grid, self.trial_dir / "samples" / f"grid_{module.gen_iter:06d}.png", self.modes,
+                  title=f"{cfg.loss} {cfg.backbone.label}, generator iteration {module.gen_iter}")
+        if module.gen_iter >= cfg.train.gen_iters:
+            with atomic_path(self.trial_dir / "samples.npz") as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez_compressed(f, x=samples.flatten(1).float().cpu().numpy())
+        self.seconds += time.perf_counter() - t0
+
+
+class CheckpointCallback(pl.Callback):
+    """Every `every` generator iterations: flush metrics, then write a checkpoint atomically and
+    keep the newest `keep` (more than one, so a corrupt last one can fall back)."""
+
+    def __init__(self, directory: Path, every: int, keep: int):
+        self.directory, self.every, self.keep = directory, every, keep
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *args: Any) -> None:
+        if module.gen_iter % self.every or module.gen_iter >= module.cfg.train.gen_iters:
+            return
+        module.flush_row()
+        if trainer.logger is not None:
+            trainer.logger.save()
+        path = self.directory / f"iter_{module.gen_iter:06d}.ckpt"
+        with atomic_path(path) as tmp:
+            trainer.save_checkpoint(tmp, weights_only=False)
+        for old in sorted(self.directory.glob("iter_*.ckpt"))[:-self.keep]:
+            old.unlink()
+
+
+class ProgressCallback(pl.Callback):
+    """Reports the generator iteration to `report` (the sweep's progress display) at most every
+    `interval` seconds, and always at the end."""
+
+    def __init__(self, report: Callable[[int], None], interval: float = 1.0):
+        self.report, self.interval, self._last = report, interval, 0.0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval or module.gen_iter >= module.cfg.train.gen_iters:
+            self._last = now
+            self.report(module.gen_iter)

@@ -1,0 +1,218 @@
+"""Typed trial configuration: every default of the study lives here, and nowhere else.
+
+A trial is fully described by a `TrialConfig`. Configs are validated at load (unknown keys,
+wrong types and unknown names are errors) and the resolved config is written beside every
+result, so any number in any table can be traced back to what produced it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from study.registry import UnknownName
+
+
+class UserError(ValueError):
+    """Bad input from the user (config, spec, data files): the CLI prints str() and exits 2."""
+
+
+class ConfigError(UserError):
+    """A user error in a config or spec: `str()` is the one line shown to the user."""
+
+    def __init__(self, where: str, key: str, message: str):
+        self.where, self.key, self.message = where, key, message
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+
+def _known_name(registry: Any, name: str) -> str:
+    try:
+        registry.get(name)
+    except UnknownName as e:  # a ValueError, so pydantic reports it with its key
+        raise ValueError(str(e)) from None
+    return name
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    name: str = "mnist5k"
+    image_size: Literal[16, 32, 64] = 32          # images only; toys are 2-D points
+    root: Optional[str] = None                    # torchvision data sets and image_folder
+    download: bool = False                        # torchvision data sets only, never implicit
+    holdout: int = Field(1000, ge=0)              # held-out real examples for metrics (mnist5k: 100 per class)
+    synthetic_size: int = Field(65536, gt=0)      # size of generated training sets (toys, stacked MNIST)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from study.data import DATASETS
+        return _known_name(DATASETS, v)
+
+
+class ModelConfig(_Strict):
+    nz: int = Field(100, gt=0)                    # noise dimension (the toys use 2)
+    width: int = Field(64, gt=0)                  # DCGAN ngf = ndf
+    mlp_width: int = Field(512, gt=0)             # the paper's MLP: 4 x 512
+    extra_layers: int = Field(0, ge=0)            # DCGAN extra 3x3 conv layers (reference code's --n_extra_layers)
+
+
+class BackbonePair(_Strict):
+    generator: str
+    critic: str
+
+    @field_validator("generator", "critic")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from lightning_modules.backbones import BACKBONES
+        return _known_name(BACKBONES, v)
+
+    @property
+    def label(self) -> str:
+        return self.generator if self.generator == self.critic else f"{self.generator}/{self.critic}"
+
+
+class _Optim(_Strict):
+    optimizer: Literal["adam", "rmsprop"]
+    lr: float = Field(gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)     # Adam only (reference code's --adam uses beta1 = 0.5)
+
+
+class GanConfig(_Optim):
+    optimizer: Literal["adam", "rmsprop"] = "adam"
+    lr: float = Field(2e-4, gt=0)
+    generator_loss: Literal["non_saturating", "minimax"] = "non_saturating"   # paper's baseline: -log D
+    d_steps: int = Field(1, gt=0)
+
+
+class WganConfig(_Optim):
+    optimizer: Literal["adam", "rmsprop"] = "rmsprop"
+    lr: float = Field(5e-5, gt=0)
+    clip: float = Field(0.01, gt=0)
+    n_critic: int = Field(5, gt=0)
+    # Reference code: 100 critic steps while gen_iter < 25 or gen_iter % 500 == 0.
+    warmup: bool = True
+    warmup_critic: int = Field(100, gt=0)
+    warmup_iters: int = Field(25, ge=0)
+    warmup_every: int = Field(500, gt=0)
+
+
+class TrainConfig(_Strict):
+    gen_iters: int = Field(2000, gt=0)            # generator iterations: the step axis of everything
+    batch_size: int = Field(64, gt=0)
+    checkpoint_every: int = Field(250, gt=0)      # generator iterations between checkpoints
+    keep_checkpoints: int = Field(2, gt=0)        # >1 so a corrupt last checkpoint can fall back
+
+
+class EvalConfig(_Strict):
+    every: int = Field(500, ge=0)                 # 0: only at the end
+    num_samples: int = Field(2000, gt=0)          # N for FID/KID: fixed across a sweep (FID is biased in N)
+    extractors: list[str] = ["domain"]            # "domain" (CPU default) and/or "inception"
+    inception_weights: Optional[str] = None       # torch-fidelity feature_extractor_weights_path
+    grid_size: int = Field(64, gt=0)              # fixed-noise samples in each grid
+    w1_points: int = Field(1000, gt=0)            # exact optimal transport on toys, per draw
+    w1_draws: int = Field(3, gt=0)
+
+    @field_validator("extractors")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        bad = [e for e in v if e not in ("domain", "inception")]
+        if bad:
+            raise ValueError(f"unknown extractor '{bad[0]}' (known: domain, inception)")
+        return v
+
+
+class TrialConfig(_Strict):
+    loss: Literal["gan", "wgan"] = "wgan"
+    backbone: BackbonePair = Field("dcgan", validate_default=True)  # a name means both G and D
+    seed: int = Field(0, ge=0)
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    gan: GanConfig = GanConfig()
+    wgan: WganConfig = WganConfig()
+
+    @field_validator("backbone", mode="before")
+    @classmethod
+    def _pair(cls, v: Any) -> Any:
+        return {"generator": v, "critic": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _compatible(self) -> "TrialConfig":
+        from lightning_modules.backbones import BACKBONES
+        from study.data import DATASETS
+        kind = DATASETS.get(self.data.name).kind
+        for role in ("generator", "critic"):
+            name = getattr(self.backbone, role)
+            if kind not in BACKBONES.get(name).kinds:
+                raise ValueError(f"backbone '{name}' needs {' or '.join(BACKBONES.get(name).kinds)} data, "
+                                 f"but data '{self.data.name}' is {kind}")
+        return self
+
+    @property
+    def algo(self) -> Union[GanConfig, WganConfig]:
+        return self.gan if self.loss == "gan" else self.wgan
+
+    def resolved(self) -> dict:
+        """The config as written beside results: defaults filled, the inactive loss section dropped."""
+        d = self.model_dump(mode="json")
+        d.pop("wgan" if self.loss == "gan" else "gan")
+        return d
+
+    def trial_id(self) -> str:
+        """Stable, readable id: the same resolved config always maps to the same directory."""
+        digest = hashlib.sha1(json.dumps(self.resolved(), sort_keys=True).encode()).hexdigest()[:8]
+        bb = self.backbone.label.replace("/", "-")
+        return f"{self.loss}_{bb}_{self.data.name}_s{self.seed}_{digest}"
+
+
+def _loc_str(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "BackbonePair", "function-after[_pair(), union[str,BackbonePair]]"):
+            continue  # pydantic's union-branch labels are noise to a user
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model: Any = TrialConfig
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else BackbonePair
+    return sorted(getattr(model, "model_fields", {}))
+
+
+def explain(err: ValidationError, prefix: str = "") -> tuple[str, str]:
+    """(key, message) for the first error, in words a user can act on."""
+    e = err.errors()[0]
+    loc = tuple(e["loc"])
+    key = _loc_str(loc)
+    if e["type"] == "extra_forbidden":
+        msg = f"unknown key (allowed: {', '.join(_allowed_keys(loc))})"
+    else:
+        msg = e["msg"].removeprefix("Value error, ")
+        if ("input" in e and e["type"] != "missing" and not isinstance(e["input"], (dict, list))
+                and repr(e["input"]) not in msg):
+            msg += f" (got {e['input']!r})"
+    return (f"{prefix}.{key}" if prefix and key else prefix or key), msg
+
+
+def load_trial_config(d: dict, where: str = "config") -> TrialConfig:
+    try:
+        return TrialConfig.model_validate(d)
+    except ValidationError as err:
+        raise ConfigError(where, *explain(err)) from None
+    except UnknownName as err:  # raised inside a validator that pydantic did not wrap
+        raise ConfigError(where, "", str(err)) from None

@@ -1,0 +1,195 @@
+"""Sweep specs: load, validate (one-line errors naming file and key), apply --set, expand to trials.
+
+    name: arch
+    base: {data: {name: mnist5k}, train: {gen_iters: 2000}}   # every trial starts here
+    grid: {loss: [gan, wgan], seed: [0, 1]}                    # cartesian product
+    zip:  {wgan.lr: [5e-5, 1e-4], wgan.clip: [0.01, 0.02]}     # axes that vary together
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from study.config import BackbonePair, ConfigError, TrialConfig, explain
+
+SPEC_KEYS = ("base", "description", "grid", "name", "zip")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML silently keeps the last of two equal keys; a sweep must not lose an axis that way."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError("", "", f"duplicate key '{key}' at line {key_node.start_mark.line + 1}")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except ConfigError as e:
+        raise ConfigError(where, "", e.message) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(where, "", f"invalid YAML{at}: {getattr(e, 'problem', None) or e}") from None
+
+
+@dataclass
+class Trial:
+    config: TrialConfig
+    varied: dict[str, Any]  # axis key -> value, as written in the spec
+
+    @property
+    def id(self) -> str:
+        return self.config.trial_id()
+
+
+def apply_set(doc: dict, assignments: list[str]) -> dict:
+    """--set dotted.key=yaml_value edits the spec document before expansion."""
+    doc = copy.deepcopy(doc)
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError("--set", item, "expected dotted.key=value (e.g. base.train.gen_iters=50)")
+        value = parse_yaml(raw, f"--set {key}")
+        top, *rest = key.split(".")
+        if top not in SPEC_KEYS:
+            raise ConfigError("--set", key, f"unknown key '{top}' (allowed: {', '.join(SPEC_KEYS)})")
+        if top in ("grid", "zip"):  # axis names are dotted themselves: grid.wgan.clip is axis 'wgan.clip'
+            rest = [".".join(rest)] if rest else []
+        node = doc
+        for part in [top, *rest][:-1]:
+            if not isinstance(node.get(part, {}), dict):
+                raise ConfigError("--set", key, f"'{part}' is not a mapping")
+            node = node.setdefault(part, {})
+        node[([top, *rest])[-1]] = value
+    return doc
+
+
+def set_dotted(d: dict, key: str, value: Any) -> None:
+    *path, last = key.split(".")
+    for part in path:
+        d = d.setdefault(part, {})
+    d[last] = value
+
+
+def check_axis(key: str) -> None:
+    """An axis must name a field of TrialConfig (dotted into its sections)."""
+    model: Any = TrialConfig
+    for part in key.split("."):
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            raise ValueError(f"unknown key '{part}' (allowed: {', '.join(sorted(fields or []))})")
+        ann = fields[part].annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) and ann is not BackbonePair else None
+
+
+def _validate(doc: dict, where: str, varied: dict) -> TrialConfig:
+    try:
+        return TrialConfig.model_validate(doc)
+    except ValidationError as err:
+        key, msg = explain(err)
+        combo = ", ".join(f"{k}={varied_value(v)}" for k, v in varied.items())
+        raise ConfigError(where, f"trial ({combo})", f"{key + ': ' if key else ''}{msg}") from None
+
+
+def load_spec(path: Path, sets: list[str] = ()) -> tuple[dict, list[Trial]]:
+    """Validated spec document (after --set) and its trials. Raises ConfigError for any user error."""
+    where = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(where, "", f"cannot read ({e.strerror})") from None
+    doc = parse_yaml(text, where)
+    if not isinstance(doc, dict):
+        raise ConfigError(where, "", f"expected a mapping with keys {', '.join(SPEC_KEYS)}")
+    doc = apply_set(doc, list(sets))
+    for key in doc:
+        if key not in SPEC_KEYS:
+            raise ConfigError(where, str(key), f"unknown key (allowed: {', '.join(SPEC_KEYS)})")
+    name = doc.get("name", Path(path).stem)
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ConfigError(where, "name", f"must be a plain name of letters, digits, '_', '-', '.' (got {name!r})")
+    doc["name"] = name
+    base = doc.get("base") or {}
+    if not isinstance(base, dict):
+        raise ConfigError(where, "base", "must be a mapping of trial settings")
+    try:
+        TrialConfig.model_validate(base)
+    except ValidationError as err:
+        key, msg = explain(err)
+        if key:  # cross-field errors (loc ()) may be resolved by the axes: checked per trial below
+            raise ConfigError(where, f"base.{key}", msg) from None
+
+    axes: dict[str, dict[str, list]] = {}
+    for block in ("grid", "zip"):
+        b = doc.get(block) or {}
+        if not isinstance(b, dict):
+            raise ConfigError(where, block, "must be a mapping of dotted.key: [values]")
+        for key, values in b.items():
+            try:
+                check_axis(str(key))
+            except ValueError as e:
+                raise ConfigError(where, f"{block}.{key}", str(e)) from None
+            if not isinstance(values, list) or not values:
+                raise ConfigError(where, f"{block}.{key}", f"must be a non-empty list of values (got {values!r})")
+            other = "zip" if block == "grid" else "grid"
+            if key in axes.get(other, {}):
+                raise ConfigError(where, f"{block}.{key}", f"axis is also in {other}: give each axis once")
+            for i, v in enumerate(values):  # validate each value alone, so the error points at it
+                d = copy.deepcopy(base)
+                set_dotted(d, str(key), v)
+                _value_check(d, where, f"{block}.{key}[{i}]")
+            axes.setdefault(block, {})[str(key)] = values
+    if not axes:
+        raise ConfigError(where, "grid", "empty: give at least one axis, e.g. grid: {seed: [0]}")
+    zipped = axes.get("zip", {})
+    lengths = {k: len(v) for k, v in zipped.items()}
+    if len(set(lengths.values())) > 1:
+        raise ConfigError(where, "zip", f"all zip axes need the same length (got {lengths})")
+
+    grid = axes.get("grid", {})
+    zip_rows = [dict(zip(zipped, vals)) for vals in zip(*zipped.values())] if zipped else [{}]
+    trials, seen = [], set()
+    for combo in itertools.product(*grid.values()):
+        for zrow in zip_rows:
+            varied = dict(zip(grid, combo)) | zrow
+            d = copy.deepcopy(base)
+            for k, v in varied.items():
+                set_dotted(d, k, v)
+            cfg = _validate(d, where, varied)
+            if cfg.trial_id() not in seen:  # e.g. a wgan.* axis on gan trials resolves to the same trial
+                seen.add(cfg.trial_id())
+                trials.append(Trial(cfg, varied))
+    return doc, trials
+
+
+def _value_check(d: dict, where: str, key: str) -> None:
+    """Errors located at the axis itself; errors of a combination are reported per trial later."""
+    axis = key.split(".", 1)[1].rsplit("[", 1)[0]
+    try:
+        TrialConfig.model_validate(d)
+    except ValidationError as err:
+        loc = ".".join(str(p) for p in err.errors()[0]["loc"])
+        if loc == axis or loc.startswith(axis + "."):
+            raise ConfigError(where, key, explain(err)[1]) from None
+
+
+def varied_value(value: Any) -> Any:
+    """How a varied value appears in a table: backbone pairs as generator/critic."""
+    if isinstance(value, dict) and set(value) == {"generator", "critic"}:
+        return value["generator"] if value["generator"] == value["critic"] else f"{value['generator']}/{value['critic']}"
+    return value

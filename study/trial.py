@@ -1,0 +1,204 @@
+"""Run one trial: build backbones and the LightningModule, train with resumable checkpoints,
+evaluate, and write result.json. Everything a trial leaves behind is in its own directory."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import platform
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import CSVLogger
+
+from lightning_modules import ALGORITHMS, Diverged
+from lightning_modules.backbones import build
+from study.callbacks import CheckpointCallback, EvalCallback, ProgressCallback
+from study.config import TrialConfig
+from study.data import Dataset, RealSampler, load_dataset
+from study.io import read_json, write_json, write_yaml
+
+log = logging.getLogger("wgan-study")
+FINAL_WINDOW = 101  # the paper median-filters loss curves over 101 iterations; final train values use it
+DONE = ("completed", "diverged")  # terminal states a resumed sweep skips
+
+
+class GenIterations:
+    """The 'data loader' Lightning iterates: one item per generator iteration. Real batches are
+    drawn inside the step (a WGAN iteration needs many), so the items carry no data. Stateful, so
+    Lightning resumes it mid-epoch without warnings."""
+
+    def __init__(self, total: int):
+        self.total, self.pos = total, 0
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __iter__(self):
+        while self.pos < self.total:
+            self.pos += 1
+            yield self.pos
+
+    def state_dict(self) -> dict:
+        return {"pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pos = state["pos"]
+
+
+class WorkerContext:
+    """What a worker process builds once and reuses across its trials: data sets and evaluators."""
+
+    def __init__(self, cache_dir: Optional[Path] = None, evaluate: bool = True):
+        self.cache_dir, self.evaluate = cache_dir, evaluate
+        self._data: dict[str, Dataset] = {}
+        self._evaluators: dict[str, Any] = {}
+
+    def dataset(self, cfg: TrialConfig) -> Dataset:
+        key = cfg.data.model_dump_json()
+        if key not in self._data:
+            self._data[key] = load_dataset(cfg.data)
+        return self._data[key]
+
+    def evaluator(self, cfg: TrialConfig, device: str) -> Any:
+        if not self.evaluate:
+            return None
+        key = cfg.data.model_dump_json() + cfg.eval.model_dump_json() + device
+        if key not in self._evaluators:
+            from study.eval.evaluator import Evaluator, default_cache_dir
+            self._evaluators[key] = Evaluator(self.dataset(cfg), cfg.data, cfg.eval, torch.device(device),
+                                              self.cache_dir or default_cache_dir())
+        return self._evaluators[key]
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import torch_fidelity
+    return {"python": platform.python_version(), "torch": torch.__version__, "pytorch_lightning": pl.__version__,
+            "torch_fidelity": torch_fidelity.__version__, "numpy": numpy.__version__}
+
+
+def build_module(cfg: TrialConfig, real: Optional[RealSampler], shape: tuple[int, ...]):
+    torch.manual_seed(cfg.seed)  # weight init is part of the trial's identity
+    g = build(cfg.backbone.generator, "generator", cfg.model, shape)
+    d = build(cfg.backbone.critic, "critic", cfg.model, shape)
+    return ALGORITHMS.get(cfg.loss)(g, d, cfg, real)
+
+
+def latest_checkpoint(ckpt_dir: Path) -> Optional[Path]:
+    """Newest checkpoint that loads; a corrupt one is set aside with a warning (falls back to older)."""
+    for path in sorted(ckpt_dir.glob("iter_*.ckpt"), reverse=True):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if "study" in state and "state_dict" in state:
+                return path
+        except Exception as e:  # truncated or garbage file: keep it for inspection, use an older one
+            pass
+        bad = path.with_suffix(".corrupt")
+        warnings.warn(f"{path}: corrupt checkpoint, set aside as {bad.name}; falling back to an older one")
+        path.rename(bad)
+    return None
+
+
+def _rows_up_to(metrics: Path, step: int) -> list[dict]:
+    """Rows of an interrupted run's metrics.csv up to the checkpoint it resumes from."""
+    if not metrics.exists():
+        return []
+    out = []
+    with open(metrics, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                if int(row["step"]) <= step:
+                    out.append({k: float(v) for k, v in row.items() if k != "step" and v not in ("", None)}
+                               | {"step": int(row["step"])})
+            except (TypeError, ValueError):
+                break  # a torn last line from a kill
+    return out
+
+
+def final_values(trial_dir: Path, estimate_key: str) -> tuple[dict, dict]:
+    """(final metrics, loss-quality correlation) from metrics.csv."""
+    import pandas as pd
+    from study.eval.stats import loss_quality_correlation, median_filter
+    df = pd.read_csv(trial_dir / "metrics.csv")
+    final: dict[str, float] = {}
+    for col in df.columns:
+        if col.startswith("train/"):
+            final[col] = float(median_filter(df[col].to_numpy(), FINAL_WINDOW)[-1])
+        elif col.startswith("eval/") and df[col].notna().any():
+            final[col] = float(df[col].dropna().iloc[-1])
+    quality = next((c for c in ("eval/fid@domain", "eval/fid@inception", "eval/w1") if c in df.columns), None)
+    corr = loss_quality_correlation(df, estimate_key, quality) if quality and estimate_key in df else {}
+    return final, corr
+
+
+def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optional[WorkerContext] = None,
+              progress: Optional[Callable[[int], None]] = None, show_progress_bar: bool = False) -> dict:
+    """Train (or resume) one trial to completion and write result.json; returns the result."""
+    ctx = ctx or WorkerContext()
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    write_yaml(trial_dir / "config.yaml", cfg.resolved())
+    t0 = time.perf_counter()
+    result: dict[str, Any] = {"trial_id": cfg.trial_id(), "status": "failed", "error": None, "diverged_at": None,
+                              "gen_iters": 0, "critic_iters": 0, "device": device, "versions": versions()}
+    module = evaluator_cb = None
+    try:
+        data = ctx.dataset(cfg)
+        real = RealSampler(data, cfg.train.batch_size, cfg.seed, device)
+        module = build_module(cfg, real, data.shape)
+        ckpt_dir = trial_dir / "checkpoints"
+        ckpt = latest_checkpoint(ckpt_dir) if ckpt_dir.exists() else None
+        logger = CSVLogger(save_dir=str(trial_dir), name="", version="")
+        resume_step = torch.load(ckpt, map_location="cpu", weights_only=True)["study"]["gen_iter"] if ckpt else 0
+        result["resumed_from"] = resume_step
+        kept = _rows_up_to(trial_dir / "metrics.csv", resume_step) if ckpt else []
+        logger.experiment.metrics.extend(kept)  # the writer truncates the file; keep what the checkpoint covers
+        evaluator_cb = EvalCallback(ctx.evaluator(cfg, device), trial_dir, data.kind, data.modes)
+        callbacks = [evaluator_cb, CheckpointCallback(ckpt_dir, cfg.train.checkpoint_every, cfg.train.keep_checkpoints)]
+        if progress is not None:
+            progress(resume_step)
+            callbacks.append(ProgressCallback(progress))
+        trainer = pl.Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
+                             max_steps=-1, logger=logger, callbacks=callbacks, enable_checkpointing=False,
+                             enable_progress_bar=show_progress_bar, enable_model_summary=False,
+                             num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(trial_dir))
+        trainer.fit(module, train_dataloaders=GenIterations(cfg.train.gen_iters),
+                    ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+        result["status"] = "completed"
+    except Diverged as e:
+        result.update(status="diverged", error=str(e), diverged_at=e.gen_iter)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # any failure is a recorded result; the sweep goes on
+        oom = isinstance(e, (MemoryError, torch.OutOfMemoryError))
+        result["error"] = ("out of memory: " if oom else "") + f"{type(e).__name__}: {e}".splitlines()[0]
+        (trial_dir / "error.txt").write_text(traceback.format_exc())
+    if module is not None:
+        module.flush_row()
+        if module.logger is not None:
+            module.logger.save()
+        result.update(gen_iters=module.gen_iter, critic_iters=module.critic_iters)
+        if (trial_dir / "metrics.csv").exists():
+            try:
+                result["final"], result["correlation"] = final_values(trial_dir, module.estimate_key)
+            except Exception as e:  # a failed trial's partial metrics must not hide its real error
+                result["final_error"] = f"{type(e).__name__}: {e}"
+    result["wall_s"] = round(time.perf_counter() - t0, 3)
+    result["eval_s"] = round(evaluator_cb.seconds, 3) if evaluator_cb else 0.0
+    result["eval_info"] = getattr(evaluator_cb.evaluator, "info", {}) if evaluator_cb else {}
+    result["config"] = cfg.resolved()
+    write_json(trial_dir / "result.json", result)
+    return result
+
+
+def read_result(trial_dir: Path) -> Optional[dict]:
+    try:
+        return read_json(trial_dir / "result.json")
+    except (OSError, json.JSONDecodeError):
+        return None

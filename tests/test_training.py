@@ -1,0 +1,76 @@
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from study.config import load_trial_config
+from study.data import RealSampler
+from study.trial import WorkerContext, build_module, run_trial
+
+TRAIN_KEYS = {"step", "train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", "train/critic_iters"}
+
+
+def one_iteration(cfg):
+    ctx = WorkerContext(evaluate=False)
+    data = ctx.dataset(cfg)
+    module = build_module(cfg, RealSampler(data, cfg.train.batch_size, cfg.seed), data.shape)
+    d_opt, g_opt = module.configure_optimizers()
+    module.optimizers = lambda: (d_opt, g_opt)  # run the step outside a Trainer
+    module.toggle_optimizer = module.untoggle_optimizer = lambda opt: None
+    module.manual_backward = lambda loss: loss.backward()
+    module._trainer = None
+    return module
+
+
+def test_wgan_critic_parameters_stay_clipped(tiny):
+    cfg = load_trial_config(tiny(wgan__clip=0.005, wgan__lr=0.5))  # a huge lr pushes every weight out
+    m = one_iteration(cfg)
+    m.cfg.train.gen_iters = 10 ** 6
+    m.training_step(None, 0)
+    params = torch.cat([p.flatten() for p in m.critic.parameters()])
+    assert params.abs().max().item() <= 0.005 + 1e-9
+    assert (params.abs() > 0.0049).float().mean() > 0.5  # the clamp was active, not vacuous
+
+
+@pytest.mark.parametrize("warmup,expected", [(True, 2525), (False, 150)])
+def test_critic_updates_after_30_generator_iterations(tiny, tmp_path, warmup, expected):
+    cfg = load_trial_config(tiny(wgan__warmup=warmup, train__gen_iters=30, train__batch_size=8, eval__every=0))
+    r = run_trial(cfg, tmp_path, ctx=WorkerContext(evaluate=False))
+    assert (r["status"], r["gen_iters"], r["critic_iters"]) == ("completed", 30, expected)
+    df = pd.read_csv(tmp_path / "metrics.csv")
+    assert df["step"].tolist() == list(range(1, 31))  # one row per generator iteration, not per optimizer step
+    assert df["train/critic_iters"].iloc[-1] == expected
+
+
+@pytest.mark.parametrize("loss,estimate", [("gan", "train/js_estimate"), ("wgan", "train/w_estimate")])
+@pytest.mark.parametrize("data,backbone", [("ring8", "mlp"), ("mnist5k", "dcgan")])
+def test_twenty_iteration_fit_writes_metrics(tiny, tmp_path, loss, estimate, data, backbone):
+    cfg = load_trial_config(tiny(loss=loss, backbone=backbone, data__name=data, data__image_size=16,
+                                 model__nz=8, model__width=4))
+    r = run_trial(cfg, tmp_path, ctx=WorkerContext(evaluate=False))
+    assert r["status"] == "completed" and r["gen_iters"] == 20
+    df = pd.read_csv(tmp_path / "metrics.csv")
+    assert TRAIN_KEYS | {estimate} <= set(df.columns) and len(df) == 20
+    assert all(math.isfinite(v) for v in df[sorted(TRAIN_KEYS | {estimate})].to_numpy().ravel())
+    if loss == "wgan":
+        assert df["train/w_estimate"].tolist() == pytest.approx((-df["train/d_loss"]).tolist())
+    else:
+        assert df["train/js_estimate"].tolist() == pytest.approx((math.log(2) - df["train/d_loss"] / 2).tolist())
+    assert (tmp_path / "samples" / "grid_000010.png").exists() and (tmp_path / "samples" / "grid_000020.png").exists()
+    x = __import__("numpy").load(tmp_path / "samples.npz")["x"]
+    assert x.shape == (200, 2 if data == "ring8" else 16 * 16)
+
+
+def test_nan_ends_the_trial_as_diverged(tiny, tmp_path, monkeypatch):
+    from lightning_modules import wgan
+    monkeypatch.setattr(wgan, "w_estimate", lambda d_loss: d_loss * float("nan"))
+    r = run_trial(load_trial_config(tiny()), tmp_path, ctx=WorkerContext(evaluate=False))
+    assert r["status"] == "diverged" and r["diverged_at"] == 1 and "non-finite" in r["error"]
+
+
+def test_same_seed_same_metrics(tiny, tmp_path):
+    cfg = load_trial_config(tiny(loss="gan", train__gen_iters=15))
+    run_trial(cfg, tmp_path / "a", ctx=WorkerContext(evaluate=False))
+    run_trial(cfg, tmp_path / "b", ctx=WorkerContext(evaluate=False))
+    assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "b" / "metrics.csv").read_text()
