@@ -1,0 +1,207 @@
+"""Cells (loss x backbone x data x other varied keys; seeds are replicates), and the small
+statistics every claim section shares."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from study.config import GanConfig, WganConfig
+from study.report.load import LOSS_SECTIONS, flatten
+
+try:  # TEMP guard until study/eval/stats.py lands
+    from study.eval.stats import bootstrap_ci
+except ImportError:  # pragma: no cover
+    def bootstrap_ci(values, n_boot=2000, level=0.95, seed=0):
+        v = np.asarray(values, float)
+        if not len(v):
+            return math.nan, math.nan
+        m = np.random.default_rng(seed).choice(v, (n_boot, len(v))).mean(1)
+        return float(np.quantile(m, (1 - level) / 2)), float(np.quantile(m, (1 + level) / 2))
+
+# Modes (classes) of each labelled data set, for "modes covered" as a fraction (study/data.py).
+N_MODES = {"ring8": 8, "grid25": 25, "mnist5k": 10, "stacked_mnist5k": 1000, "mnist": 10,
+           "fashion_mnist": 10, "cifar10": 10}
+LOSS_ORDER = {"gan": 0, "wgan": 1}
+# A cell whose quality still improved by more than this (relative) over its last evaluation
+# interval has not converged: differences could be speed of training, not its outcome.
+IMPROVING = -0.10
+ESTIMATE = {"gan": "train/js_estimate", "wgan": "train/w_estimate"}
+HIGHER_BETTER = ("eval/hq", "eval/modes")
+
+
+def norm(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+# The paper's settings for each loss (reference code defaults, /work/shared/reference/wgan-paper.md):
+# WGAN Algorithm 1 with RMSProp; the GAN baseline is DCGAN with Adam and the -log D generator loss.
+# When a sweep varies one of these keys, only cells at the paper's value enter the verdicts. Kept
+# here rather than read from study/config.py, whose import pulls in torch and the backbones.
+# The paper's settings are the config defaults (study/config.py is the one place defaults live).
+PAPER_SETTINGS = {
+    "wgan": WganConfig().model_dump(mode="json", include={"optimizer", "lr", "clip", "n_critic"}),
+    "gan": GanConfig().model_dump(mode="json", include={"optimizer", "lr", "betas", "generator_loss"}),
+}
+
+
+def paper_settings() -> dict[str, str]:
+    """{'wgan.clip': '0.01', ...} as normalised values, comparable with flattened configs."""
+    return {k: norm(v) for k, v in flatten(PAPER_SETTINGS).items()}
+
+
+def splitting_keys(trials: pd.DataFrame, configs: dict[str, dict], varied: list[str]) -> tuple[list, list]:
+    """(keys that split cells, keys tied to loss x data x backbone). A spec that zips e.g. model.nz
+    with the data set varies it, but it splits nothing: naming it in every label would only add noise."""
+    split, tied = [], []
+    for k in varied:
+        seen: dict[tuple, set] = {}
+        for _, r in trials.iterrows():
+            c = configs.get(r["trial_id"], {})
+            if k in c:
+                seen.setdefault((r["loss"], r["data"], r["backbone"]), set()).add(norm(c[k]))
+        (split if any(len(v) > 1 for v in seen.values()) else tied).append(k)
+    return split, tied
+
+
+def assign_cells(trials: pd.DataFrame, configs: dict[str, dict], varied: list[str]) -> pd.DataFrame:
+    """Adds `hue` (loss + its own section's varied keys), `group` (data, backbone and shared varied
+    keys: what GAN and WGAN are compared within), `cell` (group + hue) and `in_verdict`."""
+    t = trials.copy()
+    if t.empty:  # no trial at all: the caller reports that; keep the columns' types
+        return t.assign(hue=pd.Series(dtype=object), group=pd.Series(dtype=object),
+                        in_verdict=pd.Series(dtype=bool), cell=pd.Series(dtype=object))
+    loss_keys = [k for k in varied if k.startswith(LOSS_SECTIONS)]
+    shared_keys = [k for k in varied if not k.startswith(LOSS_SECTIONS)]
+    defaults = paper_settings()
+    # A swept loss-section key enters verdicts only at the paper's value, when that value was swept;
+    # the other values are ablations (e.g. WGAN with Adam, which the paper reports as unstable).
+    present = {k: {norm(c[k]) for c in configs.values() if k in c} for k in loss_keys}
+    restrict = {k: defaults[k] for k in loss_keys if defaults.get(k) in present[k]}
+    hues, groups, verdict = [], [], []
+    for _, r in t.iterrows():
+        c = configs.get(r["trial_id"], {})
+        own = [k for k in loss_keys if k.startswith(f"{r['loss']}.") and k in c]
+        # the section prefix is implied by the loss: "WGAN (optimizer=adam)", not "WGAN (wgan.optimizer=adam)"
+        own_txt = ", ".join(k.split(".", 1)[1] + f"={c[k]}" for k in own)
+        hue = str(r["loss"]).upper() + (f" ({own_txt})" if own else "")
+        shared = ", ".join(f"{k}={c.get(k, '?')}" for k in shared_keys)
+        hues.append(hue)
+        groups.append(f"{r['data']} · {r['backbone']}" + (f" · {shared}" if shared else ""))
+        verdict.append(all(norm(c[k]) == restrict[k] for k in own if k in restrict))
+    t["hue"], t["group"], t["in_verdict"] = hues, groups, verdict
+    t["cell"] = t["group"] + " · " + t["hue"]
+    t["_lo"] = t["loss"].map(LOSS_ORDER).fillna(9)
+    t = t.sort_values(["data", "backbone", "group", "_lo", "hue", "seed", "trial_id"], kind="stable")
+    return t.drop(columns="_lo").reset_index(drop=True)
+
+
+def cells(trials: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(cell, its trials) in report order (data, backbone, GAN before WGAN)."""
+    return [(c, trials[trials["cell"] == c]) for c in dict.fromkeys(trials["cell"])]
+
+
+def ids(frame: pd.DataFrame) -> str:
+    return " ".join(frame["trial_id"])
+
+
+def summarize(values: Iterable[float]) -> dict[str, float]:
+    """n, mean, std (ddof 1) and the bootstrap 95% CI of the mean over the finite values."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    lo, hi = bootstrap_ci(v) if len(v) else (math.nan, math.nan)
+    return {"n": len(v), "mean": float(v.mean()) if len(v) else math.nan,
+            "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan, "ci_lo": lo, "ci_hi": hi}
+
+
+def diff_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, level: float = 0.95,
+            seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of mean(a) - mean(b), resampling the seeds of each cell on its own
+    (two independent samples; study.eval.stats.bootstrap_ci covers the one-sample mean)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if not len(a) or not len(b):
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    d = rng.choice(a, (n_boot, len(a))).mean(1) - rng.choice(b, (n_boot, len(b))).mean(1)
+    q = (1 - level) / 2
+    return float(np.quantile(d, q)), float(np.quantile(d, 1 - q))
+
+
+def quality_metrics(trials: pd.DataFrame, data: str) -> list[str]:
+    """Final-quality keys present for a data set: every FID extractor for images, W1 for toys."""
+    sub = trials[trials["data"] == data]
+    keys = sorted(c for c in sub.columns if c.startswith("eval/fid@") and sub[c].notna().any())
+    if "eval/w1" in sub.columns and sub["eval/w1"].notna().any():
+        keys.append("eval/w1")
+    return keys
+
+
+def primary_metric(trials: pd.DataFrame, data: str) -> str | None:
+    """The metric a verdict is decided on: Inception FID where every completed trial has it (the
+    standard), else domain-feature FID, else W1 (toys)."""
+    keys = quality_metrics(trials, data)
+    done = trials[(trials["data"] == data) & (trials["status"] == "completed")]
+    if "eval/fid@inception" in keys and done["eval/fid@inception"].notna().all():
+        return "eval/fid@inception"
+    return next((k for k in ("eval/fid@domain", "eval/fid@inception", "eval/w1") if k in keys), None)
+
+
+def metric_label(key: str, n: float = math.nan) -> str:
+    ns = f", N={int(n)}" if n == n else ""
+    if key.startswith("eval/fid@"):
+        return f"FID ({key.split('@', 1)[1]} features{ns})"
+    return {"eval/w1": "W1 to real samples (exact OT)", "eval/kid@domain": "KID (domain features)",
+            "eval/modes": "modes covered", "eval/mode_kl": "reverse KL over modes (nats)",
+            "eval/hq": "high-quality samples (%)", "train/w_estimate": "W estimate (-critic loss)",
+            "train/js_estimate": "JS estimate (log 2 - D loss / 2)"}.get(key, key)
+
+
+def last_change(metrics: dict[str, pd.DataFrame], trial_ids: Iterable[str], key: str) -> float:
+    """Median over trials of the relative change of `key` over the last evaluation interval
+    (negative = still improving, for lower-is-better keys); nan where fewer than 2 evaluations."""
+    out = []
+    for tid in trial_ids:
+        m = metrics.get(tid)
+        if m is None or key not in m.columns:
+            continue
+        v = m[key].dropna().to_numpy()
+        if len(v) >= 2 and v[-2] != 0:
+            out.append((v[-1] - v[-2]) / abs(v[-2]))
+    return float(np.median(out)) if out else math.nan
+
+
+def fmt(x: float, digits: int = 3) -> str:
+    if x is None or not np.isfinite(x):
+        return "–"
+    return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:.0f}"  # never "1e+03" for a count
+
+
+def pm(mean: float, std: float, digits: int = 3) -> str:
+    return fmt(mean, digits) + (f" ± {fmt(std, 2)}" if std == std else "")
+
+
+def ci(lo: float, hi: float, digits: int = 3) -> str:
+    return f"[{fmt(lo, digits)}, {fmt(hi, digits)}]" if lo == lo else "–"
+
+
+VERDICTS = ("supported", "not supported", "inconclusive")
+
+
+@dataclass
+class Verdict:
+    claim: str
+    verdict: str               # one of VERDICTS
+    rule: list[str]            # the rule, in words, one clause per line as printed in the report
+    evidence: list[str]        # the numbers that decided it, one line each
+    reason: str = ""           # which branch of the rule fired
+
+
+def counts(frame: pd.DataFrame) -> dict[str, int]:
+    s = frame["status"]
+    return {"n_trials": len(frame), "n_completed": int((s == "completed").sum()),
+            "n_diverged": int((s == "diverged").sum()), "n_failed": int((s == "failed").sum()),
+            "n_unfinished": int(s.isin(["incomplete", "missing"]).sum())}

@@ -1,0 +1,205 @@
+"""Read a sweep's directory (docs/run-layout.md) into one row per trial.
+
+Trials are read from their own directories (result.json, config.yaml, metrics.csv), because
+results.csv can be regenerated and may be stale; results.csv only tells us about trials that
+have no directory yet ("missing"). Nothing is dropped: a trial whose files are absent or
+unreadable gets a status and an `issues` note, and still appears in every count.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+import yaml
+
+TRIAL_FILES = ("result.json", "config.yaml", "metrics.csv")
+# Order used in every count table: terminal states first, then what never finished.
+STATUSES = ("completed", "diverged", "failed", "incomplete", "missing")
+# Keys that define a cell on their own (loss, backbone label, data) or are replicates (seed).
+CELL_KEYS = {"loss", "seed", "data.name", "backbone", "backbone.generator", "backbone.critic"}
+LOSS_SECTIONS = ("gan.", "wgan.")
+COLUMNS = ("seed", "error", "diverged_at", "device", "gen_iters", "critic_iters", "wall_s", "eval_s", "versions",
+           "num_samples", "corr_estimate", "corr_quality", "corr_n", "corr_spearman", "corr_pearson", "issues")
+
+
+class ReportError(Exception):
+    """A user-facing problem with RUN_DIR: the CLI prints str() as one line and exits 2."""
+
+
+@dataclass
+class Run:
+    root: Path
+    name: str
+    spec_text: str
+    trials: pd.DataFrame                      # one row per trial, every status
+    metrics: dict[str, pd.DataFrame]          # trial_id -> metrics.csv
+    grids: dict[str, list[Path]]              # trial_id -> samples/grid_*.png, in step order
+    varied: list[str]                         # config keys (dotted) that split cells beyond loss x backbone x data
+    configs: dict[str, dict] = field(default_factory=dict)  # trial_id -> flattened config
+    tied: list[str] = field(default_factory=list)  # varied, but fixed within each loss x data x backbone
+    notes: list[str] = field(default_factory=list)
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested config -> {'wgan.clip': 0.01, ...}; lists become JSON text so they compare as values."""
+    if not isinstance(d, dict):
+        return {prefix: json.dumps(d) if isinstance(d, (list, tuple)) else d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def backbone_label(bb: Any) -> str:
+    if isinstance(bb, dict):
+        g, c = bb.get("generator"), bb.get("critic")
+        return str(g) if g == c else f"{g}/{c}"
+    return str(bb)
+
+
+def parse_trial_id(tid: str) -> dict[str, Any]:
+    """`wgan_dcgan-mlp_stacked_mnist5k_s0_1a2b3c4d` -> loss, backbone, data, seed (for trials with no config)."""
+    m = re.match(r"^(gan|wgan)_([^_]+)_(.+)_s(\d+)_[0-9a-f]+$", tid)
+    if not m:
+        return {"loss": "?", "backbone": "?", "data": "?", "seed": math.nan}
+    return {"loss": m[1], "backbone": m[2].replace("-", "/"), "data": m[3], "seed": int(m[4])}
+
+
+def _read(path: Path, reader, issues: list[str]) -> Any:
+    if not path.exists():
+        issues.append(f"no {path.name}")
+        return None
+    try:
+        return reader(path)
+    except Exception as e:  # a torn or corrupt file is reported, never fatal
+        issues.append(f"{path.name} unreadable ({type(e).__name__})")
+        return None
+
+
+def _num(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], list[Path]]:
+    """(row, flattened config or None, metrics or None, grid PNGs) for one trial directory."""
+    issues: list[str] = []
+    res = _read(d / "result.json", lambda p: json.loads(p.read_text()), issues)
+    cfg = _read(d / "config.yaml", lambda p: yaml.safe_load(p.read_text()), issues)
+    # a kill can tear the last line of metrics.csv: skip it rather than lose the trial's curves
+    met = _read(d / "metrics.csv", lambda p: pd.read_csv(p, on_bad_lines="skip"), issues)
+    res = res if isinstance(res, dict) else None
+    cfg = cfg if isinstance(cfg, dict) else (res or {}).get("config")
+    row: dict[str, Any] = {"trial_id": d.name, "status": (res or {}).get("status") or "incomplete"}
+    row.update(parse_trial_id(d.name))
+    if cfg:
+        row.update(loss=cfg.get("loss", row["loss"]), backbone=backbone_label(cfg.get("backbone", row["backbone"])),
+                   data=(cfg.get("data") or {}).get("name", row["data"]), seed=cfg.get("seed", row["seed"]))
+    if res:
+        for k in ("error", "diverged_at", "device"):
+            row[k] = res.get(k)
+        for k in ("gen_iters", "critic_iters", "wall_s", "eval_s"):
+            row[k] = _num(res.get(k))
+        row["versions"] = json.dumps(res.get("versions") or {}, sort_keys=True)
+        info = res.get("eval_info") or {}
+        row["num_samples"] = _num(info.get("num_samples"))
+        row["domain_classifier_acc"] = _num(info.get("domain_classifier_acc"))
+        row["eval_notes"] = "; ".join(map(str, info.get("notes") or []))
+        for k, v in (res.get("final") or {}).items():
+            row[k] = _num(v)
+        corr = res.get("correlation") or {}
+        row.update({"corr_estimate": corr.get("estimate"), "corr_quality": corr.get("quality"),
+                    "corr_n": _num(corr.get("n")), "corr_spearman": _num(corr.get("spearman")),
+                    "corr_pearson": _num(corr.get("pearson"))})
+        if res.get("final_error"):
+            issues.append(f"final numbers: {res['final_error']}")
+    if pd.isna(row.get("num_samples", math.nan)) and cfg:
+        row["num_samples"] = _num((cfg.get("eval") or {}).get("num_samples"))
+    grids = sorted((d / "samples").glob("grid_*.png")) if (d / "samples").is_dir() else []
+    row["n_grids"] = len(grids)
+    row["issues"] = "; ".join(issues)
+    return row, (flatten(cfg) if cfg else None), met, grids
+
+
+def varied_keys(configs: list[dict], results_cols: list[str]) -> list[str]:
+    """Config keys with more than one value among the trials that have them (a loss section's keys
+    exist only in that loss's trials), plus results.csv's varied columns; cell keys excluded."""
+    values: dict[str, set] = {}
+    for c in configs:
+        for k, v in c.items():
+            values.setdefault(k, set()).add(json.dumps(v, sort_keys=True, default=str))
+    keys = {k for k, vs in values.items() if len(vs) > 1} | {k for k in results_cols if k in values}
+    return sorted(keys - CELL_KEYS)
+
+
+def _results_csv(root: Path, notes: list[str]) -> pd.DataFrame:
+    path = root / "results.csv"
+    if not path.exists():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except Exception as e:
+        notes.append(f"results.csv unreadable ({type(e).__name__}); trials were read from their directories")
+        return pd.DataFrame()
+
+
+def load_run(run_dir: Path) -> Run:
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise ReportError(f"{root}: no such run directory")
+    notes: list[str] = []
+    spec_path = root / "sweep.yaml"
+    spec_text = spec_path.read_text() if spec_path.exists() else ""
+    spec = None
+    if not spec_text:
+        notes.append("no sweep.yaml in the run directory")
+    else:
+        try:
+            spec = yaml.safe_load(spec_text)
+        except yaml.YAMLError:
+            notes.append("sweep.yaml is not valid YAML")
+    name = str(spec.get("name")) if isinstance(spec, dict) and spec.get("name") else root.resolve().name
+    if (root / ".lock").exists():
+        notes.append("a .lock file is present: the sweep may still be running, so counts can change")
+
+    rows, configs, metrics, grids = [], {}, {}, {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not any((d / f).exists() for f in TRIAL_FILES):
+            continue
+        row, flat, met, g = read_trial(d)
+        rows.append(row)
+        if flat:
+            configs[d.name] = flat
+        if met is not None:
+            metrics[d.name] = met
+        grids[d.name] = g
+
+    rcsv = _results_csv(root, notes)
+    results_cols: list[str] = []
+    if "trial_id" in rcsv.columns:
+        cols = list(rcsv.columns)
+        end = cols.index("status") if "status" in cols else len(cols)
+        results_cols = cols[1:end]
+        seen = {r["trial_id"] for r in rows}
+        for _, r in rcsv[~rcsv["trial_id"].astype(str).isin(seen)].iterrows():
+            row = {"trial_id": str(r["trial_id"]), "status": "missing", **parse_trial_id(str(r["trial_id"])),
+                   "issues": "listed in results.csv, no trial directory", "n_grids": 0}
+            rows.append(row)
+            configs[row["trial_id"]] = {k: (r[k].item() if hasattr(r[k], "item") else r[k])
+                                        for k in results_cols if k in r and pd.notna(r[k])}
+
+    trials = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["trial_id", "status", "loss", "backbone", "data"])
+    for col in COLUMNS:  # columns every section reads, present even when no trial wrote them
+        if col not in trials:
+            trials[col] = math.nan
+    from study.report.cells import assign_cells, splitting_keys
+    varied, tied = splitting_keys(trials, configs, varied_keys(list(configs.values()), results_cols))
+    trials = assign_cells(trials, configs, varied)
+    return Run(root, name, spec_text, trials, metrics, grids, varied, configs=configs, tied=tied, notes=notes)

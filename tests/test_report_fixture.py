@@ -1,0 +1,110 @@
+"""A hand-made sweep directory with known numbers (docs/run-layout.md), for the report tests."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from PIL import Image
+
+STEPS = 200
+EVAL_EVERY = 50
+
+# (loss, backbone, data) -> final FID per seed. dcgan: a tie; mlp: WGAN clearly better.
+FID = {("gan", "dcgan"): [20.0, 22.0, 24.0], ("wgan", "dcgan"): [21.0, 23.0, 25.0],
+       ("gan", "mlp"): [80.0, 90.0, 100.0], ("wgan", "mlp"): [40.0, 44.0, 48.0]}
+# per-trial Spearman rho of estimate vs FID: WGAN tracks, GAN does not
+RHO = {"gan": [0.0, 0.2, -0.2], "wgan": [0.9, 0.8, 1.0]}
+# modes covered of 10 digit classes, and reverse KL: the GAN MLP collapses
+MODES = {("gan", "dcgan"): [10, 10, 9], ("wgan", "dcgan"): [10, 10, 10],
+         ("gan", "mlp"): [4, 3, 5], ("wgan", "mlp"): [10, 9, 10]}
+KL = {("gan", "dcgan"): [0.05, 0.06, 0.1], ("wgan", "dcgan"): [0.04, 0.05, 0.06],
+      ("gan", "mlp"): [1.2, 1.5, 1.0], ("wgan", "mlp"): [0.1, 0.2, 0.15]}
+
+
+def config(loss: str, backbone: str, seed: int, data: str = "mnist5k", **algo) -> dict:
+    section = {"gan": {"optimizer": "adam", "lr": 2e-4, "betas": [0.5, 0.999], "generator_loss": "non_saturating",
+                       "d_steps": 1},
+               "wgan": {"optimizer": "rmsprop", "lr": 5e-5, "betas": [0.5, 0.999], "clip": 0.01, "n_critic": 5,
+                        "warmup": True, "warmup_critic": 100, "warmup_iters": 25, "warmup_every": 500}}[loss]
+    section.update(algo)
+    return {"loss": loss, "backbone": {"generator": backbone, "critic": backbone}, "seed": seed,
+            "data": {"name": data, "image_size": 32},
+            "train": {"gen_iters": STEPS, "batch_size": 64}, "eval": {"every": EVAL_EVERY, "num_samples": 500},
+            loss: section}
+
+
+def trial_id(cfg: dict) -> str:
+    digest = hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{cfg['loss']}_{cfg['backbone']['generator']}_{cfg['data']['name']}_s{cfg['seed']}_{digest}"
+
+
+def write_trial(root: Path, cfg: dict, fid: float, rho: float, modes: float, kl: float,
+                status: str = "completed", extra_final: dict | None = None, quality: str = "eval/fid@domain",
+                factors: tuple = (1.6, 1.3, 1.1, 1.0)) -> Path:
+    """One trial directory; `fid` is the final value of `quality`, reached through `factors` x fid at the
+    4 evaluation points (default: last change -9%, converged by the report's rule)."""
+    tid = trial_id(cfg)
+    d = root / tid
+    (d / "samples").mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    steps = np.arange(1, STEPS + 1)
+    est_key = "train/w_estimate" if cfg["loss"] == "wgan" else "train/js_estimate"
+    # WGAN: the estimate falls over training and ends higher for worse trials (across-trial rho = 1)
+    est = (fid / 1000 * np.exp(-steps / 80) + 0.001) if cfg["loss"] == "wgan" else \
+        np.full(STEPS, math.log(2) - 0.01 - 0.001 * cfg["seed"])
+    m = pd.DataFrame({"step": steps, "train/d_loss": -est, est_key: est})
+    evals = [fid * f for f in factors]
+    for col in (quality, "eval/modes", "eval/mode_kl"):
+        m[col] = np.nan
+    for i, s in enumerate(range(EVAL_EVERY, STEPS + 1, EVAL_EVERY)):
+        m.loc[m["step"] == s, [quality, "eval/modes", "eval/mode_kl"]] = [evals[i], modes, kl]
+        noise = np.random.default_rng(i).integers(0, 255, (66, 66), dtype=np.uint8) // (4 - i)
+        Image.fromarray(noise, "L").save(d / "samples" / f"grid_{s:06d}.png")
+    m.to_csv(d / "metrics.csv", index=False)
+    final = {quality: fid, "eval/modes": modes, "eval/mode_kl": kl, est_key: float(est[-1])}
+    final.update(extra_final or {})
+    result = {"trial_id": tid, "status": status, "error": None, "diverged_at": None, "gen_iters": STEPS,
+              "critic_iters": STEPS * (5 if cfg["loss"] == "wgan" else 1),
+              "wall_s": 20.0 if cfg["loss"] == "wgan" else 10.0,
+              "eval_s": 2.0, "device": "cpu", "versions": {"torch": "2.3.0", "pytorch_lightning": "2.2.0"},
+              "final": final,
+              "correlation": {"estimate": est_key, "quality": quality, "n": 4, "spearman": rho,
+                              "pearson": rho},
+              "eval_info": {"num_samples": 500, "domain_classifier_acc": 0.97, "notes": []}, "config": cfg}
+    (d / "result.json").write_text(json.dumps(result))
+    return d
+
+
+def make_run(root: Path, name: str = "tiny") -> Path:
+    """2 losses x 2 backbones x 3 completed seeds on mnist5k (the numbers above), plus what a partial
+    sweep leaves: a diverged, a failed, an incomplete (no result.json) and a missing trial (listed in
+    results.csv only), and an ablation cell (WGAN with Adam, worse than the GAN) kept out of verdicts."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "sweep.yaml").write_text(yaml.safe_dump({"name": name, "grid": {
+        "loss": ["gan", "wgan"], "backbone": ["dcgan", "mlp"], "seed": [0, 1, 2, 3]}}))
+    rows = []
+
+    def add(cfg, fid, rho, modes, kl, status="completed"):
+        write_trial(root, cfg, fid, rho, modes, kl, status)
+        rows.append({"trial_id": trial_id(cfg), "loss": cfg["loss"], "backbone": cfg["backbone"]["generator"],
+                     "seed": cfg["seed"], "wgan.optimizer": cfg.get("wgan", {}).get("optimizer"), "status": status})
+
+    for (loss, bb), fids in FID.items():
+        for seed, fid in enumerate(fids):
+            add(config(loss, bb, seed), fid, RHO[loss][seed], MODES[(loss, bb)][seed], KL[(loss, bb)][seed])
+    add(config("gan", "mlp", 3), 300.0, 0.0, 1, 2.0, status="diverged")
+    add(config("gan", "dcgan", 3), math.nan, math.nan, math.nan, math.nan, status="failed")
+    for seed in (0, 1):
+        add(config("wgan", "mlp", seed, optimizer="adam"), 150.0 + seed, 0.9, 10, 0.1)
+    # incomplete: killed mid-run, so config.yaml and metrics.csv but no result.json
+    inc = write_trial(root, config("wgan", "dcgan", 3), 30.0, 0.9, 10, 0.1)
+    (inc / "result.json").unlink()
+    rows.append({"trial_id": trial_id(config("wgan", "mlp", 3)), "loss": "wgan", "backbone": "mlp", "seed": 3,
+                 "wgan.optimizer": "rmsprop", "status": "completed"})  # a stale row: its directory is gone
+    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
+    return root
