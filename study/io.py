@@ -3,6 +3,7 @@ leaves either the old file or the new one, never half of one."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -32,8 +33,19 @@ def write_text(path: Path | str, text: str) -> None:
         tmp.write_text(text)
 
 
+def _finite(obj: Any) -> Any:
+    """NaN/inf -> null: strict JSON, readable by any tool (Python's json would write bare NaN)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(path: Path | str, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=False, default=str, allow_nan=False) + "\n")
 
 
 def write_yaml(path: Path | str, obj: Any) -> None:

@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import math
+import os
 import platform
 import time
 import traceback
@@ -77,6 +78,24 @@ class WorkerContext:
         return self._evaluators[key]
 
 
+def quiet_lightning() -> None:
+    """Workers share one terminal with the sweep's progress display: keep Lightning's tips and
+    info lines (and warnings that do not apply to a manual-optimization GAN) out of it."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in (".*does not have many workers.*", ".*smaller than the logging interval.*",
+                    ".*LeafSpec.*", ".*exists and is not empty.*", ".*resuming from a checkpoint.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def skip_nvml_cuda_check() -> None:
+    """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (fork safety), which makes every
+    torch.cuda.is_available() reload NVML; torch.optim asks on every step(). On a CPU machine that
+    was the largest cost outside model math (0.2-0.7 ms per optimizer step, measured). Workers are
+    spawned, never forked, so the plain CUDA runtime check is safe."""
+    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
+
+
 def versions() -> dict[str, str]:
     import numpy
     import torch_fidelity
@@ -106,6 +125,10 @@ def latest_checkpoint(ckpt_dir: Path) -> Optional[Path]:
     return None
 
 
+def _number(text: str) -> float | int:
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
 def _rows_up_to(metrics: Path, step: int) -> list[dict]:
     """Rows of an interrupted run's metrics.csv up to the checkpoint it resumes from."""
     if not metrics.exists():
@@ -115,8 +138,7 @@ def _rows_up_to(metrics: Path, step: int) -> list[dict]:
         for row in csv.DictReader(f):
             try:
                 if int(row["step"]) <= step:
-                    out.append({k: float(v) for k, v in row.items() if k != "step" and v not in ("", None)}
-                               | {"step": int(row["step"])})
+                    out.append({k: _number(v) for k, v in row.items() if v not in ("", None)})
             except (TypeError, ValueError):
                 break  # a torn last line from a kill
     return out
@@ -129,10 +151,12 @@ def final_values(trial_dir: Path, estimate_key: str) -> tuple[dict, dict]:
     df = pd.read_csv(trial_dir / "metrics.csv")
     final: dict[str, float] = {}
     for col in df.columns:
-        if col.startswith("train/"):
+        if col == "train/critic_iters":  # a counter: its last value, not a filtered one
+            final[col] = int(df[col].iloc[-1])
+        elif col.startswith("train/"):
             final[col] = float(median_filter(df[col].to_numpy(), FINAL_WINDOW)[-1])
-        elif col.startswith("eval/") and df[col].notna().any():
-            final[col] = float(df[col].dropna().iloc[-1])
+        elif col.startswith("eval/"):  # NaN (e.g. mode_kl with no high-quality sample) stays visible as null
+            final[col] = float(df[col].dropna().iloc[-1]) if df[col].notna().any() else None
     quality = next((c for c in ("eval/fid@domain", "eval/fid@inception", "eval/w1") if c in df.columns), None)
     corr = loss_quality_correlation(df, estimate_key, quality) if quality and estimate_key in df else {}
     return final, corr
@@ -142,6 +166,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
               progress: Optional[Callable[[int], None]] = None, show_progress_bar: bool = False) -> dict:
     """Train (or resume) one trial to completion and write result.json; returns the result."""
     ctx = ctx or WorkerContext()
+    quiet_lightning()
+    skip_nvml_cuda_check()
     trial_dir.mkdir(parents=True, exist_ok=True)
     write_yaml(trial_dir / "config.yaml", cfg.resolved())
     t0 = time.perf_counter()

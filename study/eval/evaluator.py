@@ -1,0 +1,158 @@
+"""The Evaluator: built once per worker process and data/eval config, called at every evaluation
+point with generated samples, returns the eval/* keys of docs/run-layout.md.
+
+Sample counts. Generated: exactly eval.num_samples (N_gen) per call, more are cut, fewer refused.
+Real: the whole held-out split (`data.test_x`, N_real = data.holdout, 1,000 for mnist5k), never
+the training split the domain classifier learnt. FID fits one Gaussian per set, so N_real != N_gen
+is well defined, but its bias depends on both: both are fixed per sweep and stored in `info`
+(num_samples, n_real), and `fid.require_same_n` refuses to compare otherwise. KID is unbiased;
+its subsets use min(1000, N_real, N_gen) samples of each.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch_fidelity.utils import create_feature_extractor
+
+from study.config import DataConfig, EvalConfig
+from study.data import SPLIT_SEED, Dataset, sample_toy
+from study.eval import fid as F
+from study.eval.classifier import ARCH_VERSION, base_of, get_classifier
+from study.eval.modes import expected_modes_uniform, label_mode_stats, toy_mode_stats
+from study.eval.w1 import mean_exact_w1
+
+W1_SEED = 0  # fixed subsets: two evaluations of the same samples give the same W1
+
+
+def default_cache_dir() -> Path:
+    """Where classifiers and real statistics are cached: $WGAN_STUDY_CACHE or ~/.cache/wgan-study."""
+    return Path(os.environ.get("WGAN_STUDY_CACHE") or "~/.cache/wgan-study").expanduser()
+
+
+def _to3(x: torch.Tensor) -> torch.Tensor:
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # Inception reads RGB
+
+
+class Evaluator:
+    def __init__(self, data: Dataset, data_cfg: DataConfig, eval_cfg: EvalConfig,
+                 device: torch.device | str, cache_dir: Path):
+        self.data, self.cfg, self.device = data, eval_cfg, torch.device(device)
+        self.cache_dir, self.n = Path(cache_dir), eval_cfg.num_samples
+        self.info: dict = {"num_samples": self.n, "real_split": None, "n_real": {}, "extractors": [],
+                           "domain_classifier_acc": None, "notes": []}
+        self.keys: list[str] = []
+        self.extractors: dict[str, tuple] = {}  # name -> (extractor, feature key, transform, real stats)
+        self.classifier = None
+        if data.kind == "points":
+            self._init_toy()
+        else:
+            self._init_images(data_cfg)
+        self.info["real_floor"] = self._real_floor()
+
+    # ------------------------------------------------------------------ setup
+    def _note(self, text: str) -> None:
+        if text and text not in self.info["notes"]:
+            self.info["notes"].append(text)
+
+    def _init_toy(self) -> None:
+        d = self.data
+        # Real points are fresh draws from the known mixture (no held-out-size limit).
+        g = torch.Generator().manual_seed(SPLIT_SEED + 1)
+        pool = self.cfg.w1_points * self.cfg.w1_draws
+        self.real_pool = sample_toy(d.name, pool, g)[0] if d.modes is not None else d.test_x
+        self.info["real_split"] = "fresh draws from the true mixture" if d.modes is not None else "test (held-out)"
+        self.info["w1_points"], self.info["w1_draws"] = self.cfg.w1_points, self.cfg.w1_draws
+        self.keys = ["eval/w1"] + (["eval/modes", "eval/hq", "eval/mode_kl"] if d.modes is not None else [])
+
+    def _real_floor(self) -> Optional[dict]:
+        """Every metric on N *real* samples: the best a generator can score at this N (W1 and FID
+        are not 0 between two finite samples of one distribution; stacked MNIST covers ~865 modes)."""
+        d, g = self.data, torch.Generator().manual_seed(SPLIT_SEED + 2)
+        if d.kind == "points" and d.modes is not None:
+            x, source = sample_toy(d.name, self.n, g)[0], "true mixture"
+        elif d.train_x is not None and len(d.train_x) >= self.n:
+            x, source = d.train_x[torch.randperm(len(d.train_x), generator=g)[:self.n]], "training split"
+        else:
+            self._note(f"no real floor: fewer than {self.n} real training samples in memory")
+            return None
+        self.info["real_floor_source"] = f"{self.n} samples of the {source}"
+        return self(x)
+
+    def _init_images(self, data_cfg: DataConfig) -> None:
+        d, c = self.data, self.cfg
+        real = F.to_uint8(d.test_x)
+        self.info["real_split"] = "test (held-out)"
+        cuda = self.device.type == "cuda"
+        base = base_of(d.name)
+        if base is not None:  # labelled: the classifier gives modes, and the domain features
+            net, acc = get_classifier(data_cfg, self.cache_dir, self.device, data=d)
+            self.classifier, self.info["domain_classifier_acc"] = net, acc
+            name = F.register_domain_extractor(f"wgan-study-domain-{base[0]}-{data_cfg.image_size}px-v{ARCH_VERSION}-s0", net)
+            ext = create_feature_extractor(name, ["features", "logits"], cuda=cuda, verbose=False)
+            self._domain = ext
+            self.keys += ["eval/modes", "eval/mode_kl"]
+            if d.num_classes == 1000:
+                self._note(f"stacked modes: a uniform generator covers {expected_modes_uniform(1000, self.n):.1f} "
+                           f"of 1000 on average with {self.n} samples (PacGAN used 26,000)")
+            if "domain" in c.extractors:
+                self._add("domain", ext, "features", None, real, d.name, name)
+        elif "domain" in c.extractors:
+            self._note(f"domain FID/KID skipped: no domain classifier for unlabelled data '{d.name}'")
+        if "inception" in c.extractors:
+            ok, path, note = F.find_inception_weights(c.inception_weights)
+            self._note(note)
+            if ok:
+                ext = create_feature_extractor("inception-v3-compat", ["2048"], cuda=cuda, verbose=False,
+                                               feature_extractor_weights_path=path)
+                self._add("inception", ext, "2048", _to3, real, d.name, "inception-v3-compat")
+                if not cuda:
+                    self._note("inception on cpu: slow (about 5 images/s on 2 cores); a GPU metric")
+                if min(self.n, len(real)) < 2048:
+                    self._note("inception FID with N < 2048 features: covariance is rank-deficient")
+
+    def _add(self, label: str, ext, key: str, transform, real: torch.Tensor, data_name: str, ext_name: str) -> None:
+        compute = lambda imgs: F.extract(ext, imgs, transform=transform)[key]  # noqa: E731
+        stats = F.real_stats(self.cache_dir, data_name, "test", ext_name, real, compute)
+        self.extractors[label] = (ext, key, transform, stats)
+        self.info["extractors"].append(label)
+        self.info["n_real"][label] = stats["n"]
+        self.keys += [f"eval/fid@{label}", f"eval/kid@{label}"]
+
+    # ------------------------------------------------------------------ evaluation
+    def __call__(self, samples: torch.Tensor) -> dict[str, float]:
+        if len(samples) < self.n:
+            raise ValueError(f"Evaluator needs eval.num_samples = {self.n} samples, got {len(samples)} "
+                             "(FID is biased in N: every evaluation uses the same N)")
+        x = samples.detach()[:self.n]
+        if not bool(torch.isfinite(x).all()):
+            self._note("non-finite samples: metrics of those evaluations are NaN")
+            return {k: math.nan for k in self.keys}
+        return self._toy(x) if self.data.kind == "points" else self._images(x)
+
+    def _toy(self, x: torch.Tensor) -> dict[str, float]:
+        pts = x.float().cpu().reshape(len(x), -1)
+        out = {"eval/w1": mean_exact_w1(pts, self.real_pool, self.cfg.w1_points, self.cfg.w1_draws, W1_SEED)}
+        if self.data.modes is not None:
+            s = toy_mode_stats(pts, self.data.modes, self.data.mode_std)
+            out.update({"eval/modes": float(s["modes"]), "eval/hq": s["hq"], "eval/mode_kl": s["mode_kl"]})
+        return out
+
+    def _images(self, x: torch.Tensor) -> dict[str, float]:
+        u8 = F.to_uint8(x.cpu())
+        out: dict[str, float] = {}
+        feats: Optional[dict] = F.extract(self._domain, u8) if self.classifier is not None else None
+        for label, (ext, key, transform, real) in self.extractors.items():
+            f = feats["features"] if label == "domain" and feats is not None else F.extract(ext, u8, transform=transform)[key]
+            out[f"eval/fid@{label}"] = F.fid(real, F.fid_stats(f))
+            out[f"eval/kid@{label}"] = F.kid(real["features"], f)
+        if feats is not None:
+            digits = feats["logits"].argmax(-1)  # N x channels-read-separately
+            k = feats["logits"].shape[-1]
+            labels = (digits * k ** torch.arange(digits.shape[1] - 1, -1, -1)).sum(1)  # (a, b, c) -> 100a + 10b + c
+            s = label_mode_stats(labels, self.data.num_classes)
+            out.update({"eval/modes": float(s["modes"]), "eval/mode_kl": s["mode_kl"]})
+        return out
