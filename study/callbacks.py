@@ -32,14 +32,15 @@ class EvalCallback(pl.Callback):
             return
         t0 = time.perf_counter()
         samples = module.sample(cfg.eval.num_samples)
-        scores = self.evaluator(samples) if self.evaluator is not None else {}
+        final = module.gen_iter >= cfg.train.gen_iters
+        scores = self.evaluator(samples, final=final) if self.evaluator is not None else {}
         module.row.update(scores)
         self.last = scores
         with torch.no_grad():
             grid = module.generator(module.fixed_noise) if self.data_kind == "image" else samples
         save_grid(grid, self.trial_dir / "samples" / f"grid_{module.gen_iter:06d}.png", self.modes,
                   title=f"{cfg.loss} {cfg.backbone.label}, generator iteration {module.gen_iter}")
-        if module.gen_iter >= cfg.train.gen_iters:
+        if final:
             with atomic_path(self.trial_dir / "samples.npz") as tmp:
                 with open(tmp, "wb") as f:
                     np.savez_compressed(f, x=samples.flatten(1).float().cpu().numpy())

@@ -61,12 +61,12 @@ def test_mnist_evaluator_scores_and_agrees_with_torch_fidelity(mnist_eval, mnist
     real = _pick(mnist.train_x, 1000)
     good = mnist_eval(real)
     noisy = mnist_eval((real + 0.5 * torch.randn(real.shape, generator=torch.Generator().manual_seed(1))).clamp(-1, 1))
-    assert set(good) == {"eval/fid@domain", "eval/kid@domain", "eval/modes", "eval/mode_kl"}
+    assert set(good) == {"eval/fid@domain", "eval/kid@domain", "eval/modes", "eval/mode_kl", "eval/hq"}
     assert good["eval/modes"] == 10 and good["eval/mode_kl"] < 0.02
     assert good["eval/fid@domain"] < 0.5 and noisy["eval/fid@domain"] > 2 * good["eval/fid@domain"]
     assert good["eval/kid@domain"] < 0.01 < noisy["eval/kid@domain"]
     # the same numbers from torch-fidelity's own pipeline on the registered extractor
-    name = mnist_eval._domain.get_name()
+    name = mnist_eval.domain_extractor.get_name()
     ref = torch_fidelity.calculate_metrics(input1=_List(F.to_uint8(mnist.test_x)), input2=_List(F.to_uint8(real)),
                                            feature_extractor=name,
                                            fid=True, kid=True, kid_subsets=10, kid_subset_size=1000, cuda=False,
@@ -94,13 +94,13 @@ def test_stacked_mnist_modes_by_channel(cache, classifier):
     cfg = DataConfig(name="stacked_mnist5k", synthetic_size=2000)
     data = load_dataset(cfg)
     ev = Evaluator(data, cfg, EvalConfig(num_samples=1000, extractors=[]), "cpu", cache)
-    assert set(ev(data.train_x[:1000])) == {"eval/modes", "eval/mode_kl"}
+    assert set(ev(data.train_x[:1000])) == {"eval/modes", "eval/mode_kl", "eval/hq"}
     real = ev(data.train_x[:1000])
     assert 500 < real["eval/modes"] <= 1000  # ~632 expected for a uniform generator at N = 1000
     collapsed = ev(data.train_x[:1].expand(1000, -1, -1, -1))
     assert collapsed["eval/modes"] == 1 and collapsed["eval/mode_kl"] == pytest.approx(math.log(1000))
     # per-channel labels: 100 a + 10 b + c
-    logits = F.extract(ev._domain, F.to_uint8(data.test_x))["logits"].argmax(-1)
+    logits = F.extract(ev.domain_extractor, F.to_uint8(data.test_x))["logits"].argmax(-1)
     labels = logits[:, 0] * 100 + logits[:, 1] * 10 + logits[:, 2]
     assert (labels == data.test_y).float().mean() > 0.85  # ~0.97^3
 

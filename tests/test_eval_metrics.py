@@ -142,7 +142,8 @@ def test_require_same_n():
     with pytest.raises(ValueError, match="num_samples"):
         F.require_same_n([{"num_samples": 2000, "n_real": {}}, {"num_samples": 1000, "n_real": {}}])
     with pytest.raises(ValueError, match="domain"):
-        F.require_same_n([{"num_samples": 10, "n_real": {"domain": 1000}}, {"num_samples": 10, "n_real": {"domain": 500}}])
+        F.require_same_n([{"num_samples": 10, "n_real": {"domain": 1000}},
+                          {"num_samples": 10, "n_real": {"domain": 500}}])
 
 
 def test_inception_missing_weights_are_reported_not_faked(tmp_path):

@@ -25,7 +25,8 @@ from study.eval.classifier import ARCH_VERSION, base_of, get_classifier
 from study.eval.modes import expected_modes_uniform, label_mode_stats, toy_mode_stats
 from study.eval.w1 import mean_exact_w1
 
-W1_SEED = 0  # fixed subsets: two evaluations of the same samples give the same W1
+W1_SEED = 0
+CONFIDENT = 0.9  # classifier probability that makes a generated image "high quality" (eval/hq on images)  # fixed subsets: two evaluations of the same samples give the same W1
 
 
 def default_cache_dir() -> Path:
@@ -38,6 +39,12 @@ def _to3(x: torch.Tensor) -> torch.Tensor:
 
 
 class Evaluator:
+    """Scores generated samples. Construction trains or loads the domain classifier, builds the
+    extractors and the real statistics once; calls reuse them. Attributes: `info` (JSON-ready:
+    num_samples, n_real per extractor, real_split, domain_classifier_acc, notes, and real_floor:
+    the same metrics on N real samples), `keys` (the eval/* keys every call returns),
+    `domain_extractor` (the torch-fidelity extractor of the domain classifier, or None)."""
+
     def __init__(self, data: Dataset, data_cfg: DataConfig, eval_cfg: EvalConfig,
                  device: torch.device | str, cache_dir: Path):
         self.data, self.cfg, self.device = data, eval_cfg, torch.device(device)
@@ -45,8 +52,8 @@ class Evaluator:
         self.info: dict = {"num_samples": self.n, "real_split": None, "n_real": {}, "extractors": [],
                            "domain_classifier_acc": None, "notes": []}
         self.keys: list[str] = []
-        self.extractors: dict[str, tuple] = {}  # name -> (extractor, feature key, transform, real stats)
-        self.classifier = None
+        self.extractors: dict[str, tuple] = {}  # label -> (extractor, feature key, transform, batch, real stats)
+        self.classifier, self.domain_extractor = None, None
         if data.kind == "points":
             self._init_toy()
         else:
@@ -72,6 +79,9 @@ class Evaluator:
         """Every metric on N *real* samples: the best a generator can score at this N (W1 and FID
         are not 0 between two finite samples of one distribution; stacked MNIST covers ~865 modes)."""
         d, g = self.data, torch.Generator().manual_seed(SPLIT_SEED + 2)
+        if "inception" in self.extractors and self.device.type != "cuda":
+            self._note("no real floor: Inception on CPU would take minutes")
+            return None
         if d.kind == "points" and d.modes is not None:
             x, source = sample_toy(d.name, self.n, g)[0], "true mixture"
         elif d.train_x is not None and len(d.train_x) >= self.n:
@@ -91,15 +101,18 @@ class Evaluator:
         if base is not None:  # labelled: the classifier gives modes, and the domain features
             net, acc = get_classifier(data_cfg, self.cache_dir, self.device, data=d)
             self.classifier, self.info["domain_classifier_acc"] = net, acc
-            name = F.register_domain_extractor(f"wgan-study-domain-{base[0]}-{data_cfg.image_size}px-v{ARCH_VERSION}-s0", net)
-            ext = create_feature_extractor(name, ["features", "logits"], cuda=cuda, verbose=False)
-            self._domain = ext
-            self.keys += ["eval/modes", "eval/mode_kl"]
+            if data_cfg.holdout > DataConfig().holdout and base[0] == "mnist5k":
+                self._note("data.holdout > 1000: some held-out images are in the domain classifier's training split")
+            name = f"wgan-study-domain-{base[0]}-{data_cfg.image_size}px-v{ARCH_VERSION}-s0"
+            F.register_domain_extractor(name, net)  # also usable as torch_fidelity's feature_extractor=name
+            ext = self.domain_extractor = create_feature_extractor(name, ["features", "logits"], cuda=cuda,
+                                                                   verbose=False)
+            self.keys += ["eval/modes", "eval/mode_kl", "eval/hq"]
             if d.num_classes == 1000:
                 self._note(f"stacked modes: a uniform generator covers {expected_modes_uniform(1000, self.n):.1f} "
                            f"of 1000 on average with {self.n} samples (PacGAN used 26,000)")
             if "domain" in c.extractors:
-                self._add("domain", ext, "features", None, real, d.name, name)
+                self._add("domain", ext, "features", None, 1000, real, d.name, name)
         elif "domain" in c.extractors:
             self._note(f"domain FID/KID skipped: no domain classifier for unlabelled data '{d.name}'")
         if "inception" in c.extractors:
@@ -108,22 +121,25 @@ class Evaluator:
             if ok:
                 ext = create_feature_extractor("inception-v3-compat", ["2048"], cuda=cuda, verbose=False,
                                                feature_extractor_weights_path=path)
-                self._add("inception", ext, "2048", _to3, real, d.name, "inception-v3-compat")
+                self._add("inception", ext, "2048", _to3, 100, real, d.name, "inception-v3-compat")
                 if not cuda:
                     self._note("inception on cpu: slow (about 5 images/s on 2 cores); a GPU metric")
                 if min(self.n, len(real)) < 2048:
                     self._note("inception FID with N < 2048 features: covariance is rank-deficient")
 
-    def _add(self, label: str, ext, key: str, transform, real: torch.Tensor, data_name: str, ext_name: str) -> None:
-        compute = lambda imgs: F.extract(ext, imgs, transform=transform)[key]  # noqa: E731
+    def _add(self, label: str, ext, key: str, transform, batch: int, real: torch.Tensor, data_name: str,
+             ext_name: str) -> None:
+        compute = lambda imgs: F.extract(ext, imgs, batch, transform)[key]  # noqa: E731
         stats = F.real_stats(self.cache_dir, data_name, "test", ext_name, real, compute)
-        self.extractors[label] = (ext, key, transform, stats)
+        self.extractors[label] = (ext, key, transform, batch, stats)
         self.info["extractors"].append(label)
         self.info["n_real"][label] = stats["n"]
         self.keys += [f"eval/fid@{label}", f"eval/kid@{label}"]
 
     # ------------------------------------------------------------------ evaluation
-    def __call__(self, samples: torch.Tensor) -> dict[str, float]:
+    def __call__(self, samples: torch.Tensor, final: bool = True) -> dict[str, float]:
+        """eval/* metrics of `samples`. KID (10 subsets of N x N kernels, the costliest metric here)
+        only when `final`: intermediate points need the curve, which FID gives."""
         if len(samples) < self.n:
             raise ValueError(f"Evaluator needs eval.num_samples = {self.n} samples, got {len(samples)} "
                              "(FID is biased in N: every evaluation uses the same N)")
@@ -131,7 +147,7 @@ class Evaluator:
         if not bool(torch.isfinite(x).all()):
             self._note("non-finite samples: metrics of those evaluations are NaN")
             return {k: math.nan for k in self.keys}
-        return self._toy(x) if self.data.kind == "points" else self._images(x)
+        return self._toy(x) if self.data.kind == "points" else self._images(x, final)
 
     def _toy(self, x: torch.Tensor) -> dict[str, float]:
         pts = x.float().cpu().reshape(len(x), -1)
@@ -141,18 +157,24 @@ class Evaluator:
             out.update({"eval/modes": float(s["modes"]), "eval/hq": s["hq"], "eval/mode_kl": s["mode_kl"]})
         return out
 
-    def _images(self, x: torch.Tensor) -> dict[str, float]:
+    def _images(self, x: torch.Tensor, final: bool) -> dict[str, float]:
         u8 = F.to_uint8(x.cpu())
         out: dict[str, float] = {}
-        feats: Optional[dict] = F.extract(self._domain, u8) if self.classifier is not None else None
-        for label, (ext, key, transform, real) in self.extractors.items():
-            f = feats["features"] if label == "domain" and feats is not None else F.extract(ext, u8, transform=transform)[key]
+        # One pass of the domain net gives both its FID/KID features and the mode labels.
+        feats: Optional[dict] = None if self.domain_extractor is None else F.extract(self.domain_extractor, u8, 1000)
+        for label, (ext, key, transform, batch, real) in self.extractors.items():
+            f = feats["features"] if label == "domain" else F.extract(ext, u8, batch, transform)[key]
             out[f"eval/fid@{label}"] = F.fid(real, F.fid_stats(f))
-            out[f"eval/kid@{label}"] = F.kid(real["features"], f)
+            if final:
+                out[f"eval/kid@{label}"] = F.kid(real["features"], f)
         if feats is not None:
             digits = feats["logits"].argmax(-1)  # N x channels-read-separately
             k = feats["logits"].shape[-1]
             labels = (digits * k ** torch.arange(digits.shape[1] - 1, -1, -1)).sum(1)  # (a, b, c) -> 100a + 10b + c
             s = label_mode_stats(labels, self.data.num_classes)
-            out.update({"eval/modes": float(s["modes"]), "eval/mode_kl": s["mode_kl"]})
+            # images' analogue of the toys' high-quality fraction: every channel's digit is recognised
+            # with >= CONFIDENT probability (an unlearned generator has few; a collapsed one can have many)
+            confident = feats["logits"].float().softmax(-1).amax(-1).min(-1).values >= CONFIDENT
+            out.update({"eval/modes": float(s["modes"]), "eval/mode_kl": s["mode_kl"],
+                        "eval/hq": float(confident.float().mean())})
         return out

@@ -10,15 +10,15 @@ from study.report.cells import (IMPROVING, N_MODES, Verdict, cells, counts, fmt,
 
 COVERAGE = 0.75   # a trial covering fewer than this fraction of the modes has collapsed (partly)...
 KL_MAX = 0.5      # ...or one whose generated mode histogram is this far (nats) from the real one
-HQ_MIN = 0.5      # toys: below this fraction of high-quality samples, missing modes may be unlearned, not lost
+HQ_MIN = 0.5      # below this fraction of high-quality samples, missing modes may be unlearned, not lost
 MIN_SEEDS = 2
 
 RULE = [
     f"A trial shows mode collapse if it covers fewer than {COVERAGE:.0%} of the data set's modes (toy modes "
     "captured with high-quality samples as in VEEGAN/PacGAN, digit classes, or stacked-MNIST triples) or the "
     f"reverse KL of its mode histogram to the real one exceeds {KL_MAX:g} nats.",
-    f"It is evidence of collapse only if training got far enough to tell: on toys ≥ {HQ_MIN:.0%} high-quality "
-    f"samples, and the cell's quality did not improve by more than {-IMPROVING:.0%} over its last evaluation "
+    f"It is evidence of collapse only if training got far enough to tell: ≥ {HQ_MIN:.0%} high-quality samples "
+    "(toys: within 3 std of a mode centre; images: labelled by the domain classifier with ≥ 90% confidence), and the cell's quality did not improve by more than {-IMPROVING:.0%} over its last evaluation "
     "interval (otherwise missing modes may be not yet learned rather than lost).",
     f"A cell shows **collapse** if any trial is evidence of collapse; **no collapse** if no trial collapsed (≥ "
     f"{MIN_SEEDS} seeds); else **undecided**.",
