@@ -18,10 +18,16 @@ install: $(VENV)/.installed
 study: $(VENV)/.installed   ## the quick study: sweep + report (runs/quick, reports/quick)
 	$(PY) -m study.sweep sweeps/quick.yaml --report
 
+paper: $(VENV)/.installed   ## the paper's figures at quick scale -> reports/paper/FIGURES.md
+	$(PY) -m study.paper --scale quick
+
+bench: $(VENV)/.installed   ## benchmarks -> benchmarks/RESULTS.md
+	$(PY) -m benchmarks.run
+
 test: $(VENV)/.installed    ## the test suite (CPU, a few minutes)
 	$(PY) -m pytest
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -m ""
 
-.PHONY: install study test test-all
+.PHONY: install study paper bench test test-all

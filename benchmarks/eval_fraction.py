@@ -11,7 +11,7 @@ Also times one evaluation point's parts in-process for each data kind (sample, m
 
     python -m benchmarks.eval_fraction
     python -m benchmarks.eval_fraction --from runs/quick
-    python -m benchmarks.eval_fraction --gen-iters 1000 --warmup --seeds [0,1]   # the quick sweep itself
+    python -m benchmarks.eval_fraction --full --candidates    # the quick sweep itself, as sweeps/quick.yaml says
 """
 from __future__ import annotations
 
@@ -177,6 +177,7 @@ def parse(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.eval_fraction", description=__doc__.split("\n")[0])
     p.add_argument("--from", dest="src", type=Path, help="read this sweep directory instead of running one")
     p.add_argument("--gen-iters", type=int, default=100)
+    p.add_argument("--full", action="store_true", help="run sweeps/quick.yaml unchanged (no --set)")
     p.add_argument("--warmup", action="store_true", help="keep the WGAN warm-up")
     p.add_argument("--seeds", default="[0]")
     p.add_argument("--workers", type=int, help="sweep workers (default: the sweep's default)")
@@ -202,13 +203,16 @@ def main(argv=None) -> dict:
         sets = [f"base.train.gen_iters={args.gen_iters}", f"grid.seed={args.seeds}"]
         if not args.warmup:
             sets.append("base.wgan.warmup=false")
+        if args.full:
+            sets = []
         run_dir = tmp / "sweep"
         info = run_sweep(run_dir, sets, args.workers, cache)
         info["warm_cache_errors"] = warm["errors"]
     trials = read_trials(run_dir)
     ok = [t for t in trials if t["status"] == "completed"]
     shares = [t["eval_share"] for t in ok if t["eval_share"] is not None]
-    out = {"benchmark": "eval_fraction", "machine": machine(), "source": str(args.src) if args.src else "reduced quick sweep",
+    source = str(args.src) if args.src else ("the quick sweep (sweeps/quick.yaml)" if args.full else "reduced quick sweep")
+    out = {"benchmark": "eval_fraction", "machine": machine(), "source": source,
            "sweep": info, "trials": trials, "completed": len(ok),
            "max_share": rnd(max(shares), 3) if shares else None, "median_share": rnd(median(shares), 3) if shares else None,
            "total_share": rnd(sum(t["eval_s"] for t in ok) / sum(t["wall_s"] for t in ok), 3) if ok else None,

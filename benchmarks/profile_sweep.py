@@ -7,7 +7,7 @@ that called them, so "model math" is the time under the networks' forward, autog
 optimizers' step, and everything else is harness, library or evaluation overhead.
 
     python -m benchmarks.profile_sweep                          # 8 trials (seed 0), gen_iters 100
-    python -m benchmarks.profile_sweep --gen-iters 1000 --seeds [0,1] --keep /tmp/prof.txt
+    python -m benchmarks.profile_sweep --full --out /tmp/quick --keep /tmp/prof.txt   # sweeps/quick.yaml as is
 """
 from __future__ import annotations
 
@@ -133,6 +133,7 @@ def analyse(raw: Path, top: int = 15) -> dict:
 def parse(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.profile_sweep", description=__doc__.split("\n")[0])
     p.add_argument("--gen-iters", type=int, default=100)
+    p.add_argument("--full", action="store_true", help="profile sweeps/quick.yaml unchanged (no --set)")
     p.add_argument("--seeds", default="[0]")
     p.add_argument("--no-warmup", dest="warmup", action="store_false", help="turn the WGAN warm-up off")
     p.add_argument("--workers", type=int, help="sweep workers (default: the sweep's default)")
@@ -157,6 +158,8 @@ def main(argv=None) -> dict:
         sets = [f"base.train.gen_iters={args.gen_iters}", f"grid.seed={args.seeds}"]
         if not args.warmup:
             sets.append("base.wgan.warmup=false")
+        if args.full:
+            sets = []
         raw = args.keep or tmp / "profile.txt"
         cmd = [pyspy, "record", "--subprocesses", "--nonblocking", "--format", "raw", "--rate", str(args.rate),
                "-o", str(raw), "--", sys.executable, "-m", "study.sweep", str(SPEC), "--out", str(args.out or tmp / "sweep"),

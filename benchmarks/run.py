@@ -24,15 +24,16 @@ HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "results.json"
 RESULTS_MD = HERE / "RESULTS.md"
 
-# name -> extra default arguments (the module's own defaults otherwise)
-BENCHMARKS: dict[str, list[str]] = {
-    "step_overhead": [],
-    "data_path": [],
-    "flops": [],
-    "fanout": [],
-    "eval_fraction": [],
-    "profile_sweep": [],
-    "gpu": [],
+# name -> (module, default arguments); the module's own defaults otherwise
+BENCHMARKS: dict[str, tuple[str, list[str]]] = {
+    "step_overhead": ("step_overhead", []),
+    "data_path": ("data_path", []),
+    "flops": ("flops", []),
+    "flops_2threads": ("flops", ["--threads", "2"]),
+    "fanout": ("fanout", []),
+    "eval_fraction": ("eval_fraction", []),
+    "profile_sweep": ("profile_sweep", []),
+    "gpu": ("gpu", []),
 }
 
 
@@ -44,7 +45,8 @@ def wait_for_quiet(limit: float, max_wait: float) -> float:
 
 
 def run_one(name: str, extra: list[str]) -> dict:
-    cmd = [sys.executable, "-m", f"benchmarks.{name}", *BENCHMARKS[name], *extra]
+    module, default = BENCHMARKS[name]
+    cmd = [sys.executable, "-m", f"benchmarks.{module}", *default, *extra]
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     t0 = time.perf_counter()
     load0 = load_average()
@@ -56,7 +58,7 @@ def run_one(name: str, extra: list[str]) -> dict:
         out = {"benchmark": name, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1], "rc": proc.returncode}
     out["_run"] = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_s": round(time.perf_counter() - t0, 1),
                    "load_avg_1m_before": load0, "load_avg_1m_after": load_average(),
-                   "command": " ".join(["python -m", f"benchmarks.{name}", *BENCHMARKS[name], *extra]).strip()}
+                   "command": " ".join(["python -m", f"benchmarks.{module}", *default, *extra]).strip()}
     return out
 
 
@@ -188,10 +190,22 @@ def render_eval(r: dict) -> str:
              f"{r['total_share']}** (target <= {r['target_share']}: "
              f"{_verdict(r['max_share'] is not None and r['max_share'] <= r['target_share'])})."]
     if r.get("eval_point_parts"):
-        parts += ["", "One evaluation point, in parts (seconds; untrained generator):", "",
-                  _table(["case", "samples", "sample s", "metrics s", "grid s", "first point s", "evaluator build s"],
-                         [[p["case"], p["num_samples"], p.get("sample_s"), p.get("metrics_s"), p.get("grid_s"),
-                           p.get("first_point_s"), p.get("evaluator_build_s")] for p in r["eval_point_parts"]])]
+        parts += ["", "One evaluation point, in parts (seconds; a fresh, untrained generator, whose collapsed samples "
+                  "are the slow case of exact W1):", "",
+                  _table(["case", "samples", "sample s", "metrics s", "final point metrics s", "grid s",
+                          "first point s", "evaluator build s"],
+                         [[p["case"], p["num_samples"], p.get("sample_s"), p.get("metrics_s"),
+                           p.get("final_point_metrics_s"), p.get("grid_s"), p.get("first_point_s"),
+                           p.get("evaluator_build_s")] for p in r["eval_point_parts"]])]
+    if r.get("candidates"):
+        parts += ["", "Proposed cheaper metrics, timed on each trial's final samples against the current code "
+                  "(`rel diff`: relative difference of the values); projected share = eval share with the saving "
+                  "removed at every evaluation point where the metric runs:", "",
+                  _table(["trial", "metric", "current s", "proposed", "proposed s", "rel diff", "points",
+                          "eval share", "projected share"],
+                         [[c["trial"], c.get("metric"), c.get("current_s"), c.get("proposed"), c.get("proposed_s"),
+                           c.get("rel_diff"), c.get("eval_points"), c.get("eval_share"), c.get("projected_eval_share")]
+                          for c in r["candidates"]])]
     return "\n".join(parts + ["", _meta(r)])
 
 
@@ -234,6 +248,7 @@ SECTIONS = [
     ("data_path", "4. Data path", render_data),
     ("gpu", "5. GPU", render_gpu),
     ("flops", "6. Distance to the physical limit (FLOP/s vs GEMM)", render_flops),
+    ("flops_2threads", "6b. The same with 2 threads", render_flops),
     ("profile_sweep", "Profile of the quick sweep", render_profile),
 ]
 

@@ -7,7 +7,7 @@ the ratio is the median over repeats of Lightning / plain of adjacent runs.
 Also checks that both paths compute the same numbers (losses after the window, bit for bit), and for
 the cases in --lean-cases times `lean`: the module with the changes proposed in benchmarks.variants.
 
-    python -m benchmarks.step_overhead                       # mlp_mnist5k, dcgan32, ring8; gan and wgan
+    python -m benchmarks.step_overhead                       # mlp_mnist5k, dcgan32, ring8, quick_dcgan16; gan, wgan
     python -m benchmarks.step_overhead --cases ring8 --repeats 7 --window 5
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def measure(case: str, loss: str, args) -> dict:
     if lean:
         factory = patched_factory(FLAGS)
         sides["lean"] = lambda: time_lightning(cfg, skip, n, module_factory=factory)
-    if args.ablation:  # one proposed change at a time
+    if args.ablation and lean:  # one proposed change at a time
         for flag in FLAGS:
             sides[flag] = (lambda f: lambda: time_lightning(cfg, skip, n, module_factory=patched_factory({f})))(flag)
     runs = interleaved(sides, args.repeats)
@@ -62,7 +62,7 @@ def measure(case: str, loss: str, args) -> dict:
                    lean_ratio=rnd(median(paired_ratios(wall["lean"], wall["plain"]))),
                    lean_ratio_cpu=rnd(median(paired_ratios(cpu["lean"], cpu["plain"]))),
                    lean_vs_lightning=rnd(median(paired_ratios(wall["lean"], wall["lightning"]))))
-    if args.ablation:
+    if args.ablation and lean:
         out["ablation"] = {f: {"ms": rnd(median(wall[f]) * 1e3),
                                "vs_lightning": rnd(median(paired_ratios(wall[f], wall["lightning"]))),
                                "vs_lightning_cpu": rnd(median(paired_ratios(cpu[f], cpu["lightning"])))}
@@ -96,7 +96,7 @@ def loop_overhead(iters: int = 1000, repeats: int = 3) -> dict:
 
 def parse(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.step_overhead", description=__doc__.split("\n")[0])
-    p.add_argument("--cases", default="mlp_mnist5k,dcgan32,ring8", help=f"comma list of {', '.join(CASES)}")
+    p.add_argument("--cases", default="mlp_mnist5k,dcgan32,ring8,quick_dcgan16", help=f"comma list of {', '.join(CASES)}")
     p.add_argument("--losses", default="gan,wgan")
     p.add_argument("--threads", type=int, default=1, help="torch threads, both paths (a sweep worker's share)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved runs per side")
@@ -105,7 +105,7 @@ def parse(argv=None):
     p.add_argument("--max-iters", type=int, default=400)
     p.add_argument("--warmup", action="store_true",
                    help="keep the WGAN critic warm-up schedule (default off: every iteration is a steady n_critic one)")
-    p.add_argument("--ablation", action="store_true", help="also time each proposed change alone")
+    p.add_argument("--ablation", action="store_true", help="also time each proposed change alone (--lean-cases)")
     p.add_argument("--lean-cases", default="ring8,quick_dcgan16",
                    help="cases that also time the module with benchmarks.variants' changes")
     return p.parse_args(argv)

@@ -4,6 +4,7 @@ threads divided between them), or Ray tasks on a cluster. Both report the same e
 from __future__ import annotations
 
 import ctypes
+import functools
 import multiprocessing as mp
 import os
 import queue
@@ -49,6 +50,8 @@ def _die_with_parent() -> None:
 def _worker(slot: Slot, cache_dir: Optional[str], tasks: mp.Queue, events: mp.Queue) -> None:
     t0 = time.perf_counter()
     _die_with_parent()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # numpy/scipy BLAS too,
+        os.environ[var] = str(slot.threads)  # not only torch: set before either is imported
     device = slot.device
     if device.startswith("cuda"):  # before torch is imported: the worker sees exactly its GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":")[1]
@@ -153,13 +156,17 @@ def run_ray(tasks: list[tuple[str, dict, str]], slots: list[Slot], cache_dir: Op
         yield ("done", trial_id, status)
 
 
-_RAY_CONTEXT: dict = {}  # one WorkerContext per Ray worker process, reused across its tasks
+@functools.lru_cache(maxsize=None)
+def _ray_context(cache_dir: Optional[str]):
+    """One WorkerContext per Ray worker process (Ray reuses them), so data and evaluators are built
+    once per worker, as with the local executor."""
+    from study.trial import WorkerContext
+    return WorkerContext(Path(cache_dir) if cache_dir else None)
 
 
 def _ray_trial(cfg: dict, trial_dir: str, device: str, threads: int, cache_dir: Optional[str]) -> str:
     import torch
     torch.set_num_threads(threads)
     from study.config import TrialConfig
-    from study.trial import WorkerContext, run_trial
-    ctx = _RAY_CONTEXT.setdefault("ctx", WorkerContext(Path(cache_dir) if cache_dir else None))
-    return run_trial(TrialConfig.model_validate(cfg), Path(trial_dir), device, ctx)["status"]
+    from study.trial import run_trial
+    return run_trial(TrialConfig.model_validate(cfg), Path(trial_dir), device, _ray_context(cache_dir))["status"]

@@ -62,7 +62,10 @@ def test_mnist_evaluator_scores_and_agrees_with_torch_fidelity(mnist_eval, mnist
     good = mnist_eval(real)
     noisy = mnist_eval((real + 0.5 * torch.randn(real.shape, generator=torch.Generator().manual_seed(1))).clamp(-1, 1))
     assert set(good) == {"eval/fid@domain", "eval/kid@domain", "eval/modes", "eval/mode_kl", "eval/hq"}
-    assert good["eval/modes"] == 10 and good["eval/mode_kl"] < 0.02
+    assert good["eval/modes"] == 10 and good["eval/mode_kl"] < 0.02 and good["eval/hq"] > 0.85
+    blank = mnist_eval(torch.full((1000, 1, 32, 32), -1.0))  # one "image", unrecognisable or a single class
+    assert blank["eval/modes"] == 1 and blank["eval/mode_kl"] == pytest.approx(math.log(10))
+    assert set(mnist_eval(real, final=False)) == set(good) - {"eval/kid@domain"}  # KID: final point only
     assert good["eval/fid@domain"] < 0.5 and noisy["eval/fid@domain"] > 2 * good["eval/fid@domain"]
     assert good["eval/kid@domain"] < 0.01 < noisy["eval/kid@domain"]
     # the same numbers from torch-fidelity's own pipeline on the registered extractor

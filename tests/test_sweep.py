@@ -144,3 +144,15 @@ def test_plan_slots_divides_cores():
     assert [(s.device, s.threads) for s in plan_slots("cpu", 1, 1, 2, 0)] == [("cpu", 2)]
     assert [s.device for s in plan_slots("auto", None, 2, 16, 2)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
     assert plan_slots("auto", None, 2, 16, 2)[0].threads == 4
+
+
+def test_ray_executor_runs_the_same_trials(tmp_path):
+    pytest.importorskip("ray")
+    spec, out = write_spec(tmp_path, iters=10, ckpt=5, every=10), tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "study.sweep", str(spec), "--out", str(out), "--executor", "ray",
+                        "--workers", "2"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = results(out)
+    assert len(res) == 2 and {r["status"] for r in res.values()} == {"completed"}
+    assert all(r["gen_iters"] == 10 and "eval/w1" in r["final"] for r in res.values())
+    assert len(pd.read_csv(out / "results.csv")) == 2

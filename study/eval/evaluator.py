@@ -25,8 +25,8 @@ from study.eval.classifier import ARCH_VERSION, base_of, get_classifier
 from study.eval.modes import expected_modes_uniform, label_mode_stats, toy_mode_stats
 from study.eval.w1 import mean_exact_w1
 
-W1_SEED = 0
-CONFIDENT = 0.9  # classifier probability that makes a generated image "high quality" (eval/hq on images)  # fixed subsets: two evaluations of the same samples give the same W1
+W1_SEED = 0  # fixed subsets: two evaluations of the same samples give the same W1
+CONFIDENT = 0.9  # classifier probability that makes a generated image "high quality" (eval/hq on images)
 
 
 def default_cache_dir() -> Path:
