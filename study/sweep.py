@@ -77,6 +77,21 @@ class Lock:
     def __exit__(self, *exc):
         os.close(self.fd)  # closing releases the lock (so does the process dying)
 
+    @staticmethod
+    def held(out: Path) -> bool:
+        """Is a sweep running on `out` right now? (The file stays; the lock dies with its holder.)"""
+        try:
+            fd = os.open(out / ".lock", os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
 
 def prepare_out(out: Path) -> None:
     try:

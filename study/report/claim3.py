@@ -5,6 +5,8 @@ import math
 
 import pandas as pd
 
+from study.eval.evaluator import CONFIDENT
+
 from study.report.cells import (IMPROVING, N_MODES, Verdict, cells, counts, fmt, ids, last_change,
                                 primary_metric, summarize)
 
@@ -18,7 +20,9 @@ RULE = [
     "captured with high-quality samples as in VEEGAN/PacGAN, digit classes, or stacked-MNIST triples) or the "
     f"reverse KL of its mode histogram to the real one exceeds {KL_MAX:g} nats.",
     f"It is evidence of collapse only if training got far enough to tell: ≥ {HQ_MIN:.0%} high-quality samples "
-    "(toys: within 3 std of a mode centre; images: labelled by the domain classifier with ≥ 90% confidence), and the cell's quality did not improve by more than {-IMPROVING:.0%} over its last evaluation "
+    f"(toys: within 3 std of a mode centre; images: labelled by the domain classifier with ≥ {CONFIDENT:.0%} "
+    "confidence), and"
+    f" the cell's quality did not improve by more than {-IMPROVING:.0%} over its last evaluation "
     "interval (otherwise missing modes may be not yet learned rather than lost).",
     f"A cell shows **collapse** if any trial is evidence of collapse; **no collapse** if no trial collapsed (≥ "
     f"{MIN_SEEDS} seeds); else **undecided**.",

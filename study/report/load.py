@@ -166,8 +166,9 @@ def load_run(run_dir: Path) -> Run:
         except yaml.YAMLError:
             notes.append("sweep.yaml is not valid YAML")
     name = str(spec.get("name")) if isinstance(spec, dict) and spec.get("name") else root.resolve().name
-    if (root / ".lock").exists():
-        notes.append("a .lock file is present: the sweep may still be running, so counts can change")
+    from study.sweep import Lock
+    if Lock.held(root):
+        notes.append("a sweep is running on this directory right now: counts can change")
 
     rows, configs, metrics, grids = [], {}, {}, {}
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
