@@ -110,19 +110,20 @@ def build_module(cfg: TrialConfig, real: Optional[RealSampler], shape: tuple[int
     return ALGORITHMS.get(cfg.loss)(g, d, cfg, real)
 
 
-def latest_checkpoint(ckpt_dir: Path) -> Optional[Path]:
-    """Newest checkpoint that loads; a corrupt one is set aside with a warning (falls back to older)."""
+def latest_checkpoint(ckpt_dir: Path) -> tuple[Optional[Path], int]:
+    """(newest checkpoint that loads, its generator iteration); a corrupt one is set aside with a
+    warning and an older one used; (None, 0) when there is none (the trial starts afresh)."""
     for path in sorted(ckpt_dir.glob("iter_*.ckpt"), reverse=True):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             if "study" in state and "state_dict" in state:
-                return path
-        except Exception as e:  # truncated or garbage file: keep it for inspection, use an older one
+                return path, int(state["study"]["gen_iter"])
+        except Exception:  # truncated or garbage file: keep it for inspection, use an older one
             pass
         bad = path.with_suffix(".corrupt")
         warnings.warn(f"{path}: corrupt checkpoint, set aside as {bad.name}; falling back to an older one")
         path.rename(bad)
-    return None
+    return None, 0
 
 
 def _number(text: str) -> float | int:
@@ -179,9 +180,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
         real = RealSampler(data, cfg.train.batch_size, cfg.seed, device)
         module = build_module(cfg, real, data.shape)
         ckpt_dir = trial_dir / "checkpoints"
-        ckpt = latest_checkpoint(ckpt_dir) if ckpt_dir.exists() else None
+        ckpt, resume_step = latest_checkpoint(ckpt_dir)
         logger = CSVLogger(save_dir=str(trial_dir), name="", version="")
-        resume_step = torch.load(ckpt, map_location="cpu", weights_only=True)["study"]["gen_iter"] if ckpt else 0
         result["resumed_from"] = resume_step
         kept = _rows_up_to(trial_dir / "metrics.csv", resume_step) if ckpt else []
         logger.experiment.metrics.extend(kept)  # the writer truncates the file; keep what the checkpoint covers

@@ -74,3 +74,19 @@ def test_same_seed_same_metrics(tiny, tmp_path):
     run_trial(cfg, tmp_path / "a", ctx=WorkerContext(evaluate=False))
     run_trial(cfg, tmp_path / "b", ctx=WorkerContext(evaluate=False))
     assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "b" / "metrics.csv").read_text()
+
+
+def test_corrupt_last_checkpoint_falls_back_to_the_one_before(tiny, tmp_path):
+    cfg = load_trial_config(tiny(train__gen_iters=20, train__checkpoint_every=5, eval__every=0))
+    ref = run_trial(cfg, tmp_path / "ref", ctx=WorkerContext(evaluate=False))
+    run_trial(cfg, tmp_path / "t", ctx=WorkerContext(evaluate=False))
+    ckpts = sorted((tmp_path / "t" / "checkpoints").glob("*.ckpt"))
+    assert [c.name for c in ckpts] == ["iter_000010.ckpt", "iter_000015.ckpt"]  # keep_checkpoints = 2
+    (tmp_path / "t" / "result.json").unlink()  # as if killed before the end
+    ckpts[-1].write_bytes(b"half a checkpoint")
+    with pytest.warns(UserWarning, match="corrupt checkpoint"):
+        r = run_trial(cfg, tmp_path / "t", ctx=WorkerContext(evaluate=False))
+    assert r["status"] == "completed" and r["resumed_from"] == 10 and r["critic_iters"] == ref["critic_iters"]
+    assert (tmp_path / "t" / "checkpoints" / "iter_000015.corrupt").exists()
+    a, b = pd.read_csv(tmp_path / "t" / "metrics.csv"), pd.read_csv(tmp_path / "ref" / "metrics.csv")
+    pd.testing.assert_frame_equal(a, b)
