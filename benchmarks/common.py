@@ -249,8 +249,10 @@ class Window:
         return len(self.wall) == self.n
 
     def per_iter(self) -> dict[str, float]:
-        """Mean seconds per iteration over the window (wall and process CPU)."""
-        return {"wall": sum(self.wall) / len(self.wall), "cpu": sum(self.cpu) / len(self.cpu)}
+        """Seconds per iteration over the window, wall and process CPU: the mean, and the median (robust
+        to the odd iteration another process's burst slowed down)."""
+        return {"wall": sum(self.wall) / len(self.wall), "cpu": sum(self.cpu) / len(self.cpu),
+                "wall_med": median(self.wall), "cpu_med": median(self.cpu)}
 
 
 def time_plain(cfg, skip: int, n: int, device: str = "cpu") -> Window:

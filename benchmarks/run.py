@@ -99,8 +99,8 @@ def render_step(r: dict) -> str:
     return "\n".join([
         f"Time per generator iteration, Lightning module (trainer.fit as run_trial) vs the plain loop, "
         f"{r['threads']} torch thread(s) both, steady state (WGAN warm-up {'on' if r['wgan_warmup'] else 'off'}: "
-        f"every timed iteration has n_critic = 5), median over {r['results'][0]['repeats']} interleaved runs "
-        f"of the paired ratio. `cpu ratio`: the same from process CPU time (less sensitive to other load). "
+        f"every timed iteration has n_critic = 5); per run the median iteration, then the median over "
+        f"{r['results'][0]['repeats']} interleaved runs of the paired ratio (Lightning run / adjacent plain run). `cpu ratio`: the same from process CPU time (less sensitive to other load). "
         f"`lean`: the module with the changes of benchmarks/variants.py (raw optimizers, loss.backward, "
         f"requires_grad_ toggling, foreach clamp; the last one would speed up the plain loop too, so a lean ratio "
         f"below 1 is possible). `same losses`: both paths (and lean) give bit-identical losses after the window.", "",

@@ -47,8 +47,9 @@ def measure(case: str, loss: str, args) -> dict:
         for flag in FLAGS:
             sides[flag] = (lambda f: lambda: time_lightning(cfg, skip, n, module_factory=patched_factory({f})))(flag)
     runs = interleaved(sides, args.repeats)
-    wall = {k: [w.per_iter()["wall"] for w in v] for k, v in runs.items()}
-    cpu = {k: [w.per_iter()["cpu"] for w in v] for k, v in runs.items()}
+    # per run: the median iteration (robust to another process's burst), then paired ratios across runs
+    wall = {k: [w.per_iter()["wall_med"] for w in v] for k, v in runs.items()}
+    cpu = {k: [w.per_iter()["cpu_med"] for w in v] for k, v in runs.items()}
     same = all(w.last == runs["plain"][0].last for v in runs.values() for w in v)
     out = {"case": case, "loss": loss, "skip": skip, "iters": n, "repeats": args.repeats,
            "plain_ms": rnd(median(wall["plain"]) * 1e3), "lightning_ms": rnd(median(wall["lightning"]) * 1e3),
@@ -99,8 +100,8 @@ def parse(argv=None):
     p.add_argument("--cases", default="mlp_mnist5k,dcgan32,ring8,quick_dcgan16", help=f"comma list of {', '.join(CASES)}")
     p.add_argument("--losses", default="gan,wgan")
     p.add_argument("--threads", type=int, default=1, help="torch threads, both paths (a sweep worker's share)")
-    p.add_argument("--repeats", type=int, default=3, help="interleaved runs per side")
-    p.add_argument("--window", type=float, default=1.5, help="seconds of timed iterations per run (about)")
+    p.add_argument("--repeats", type=int, default=5, help="interleaved runs per side")
+    p.add_argument("--window", type=float, default=1.0, help="seconds of timed iterations per run (about)")
     p.add_argument("--skip", type=int, help="untimed first iterations (default 10 for small cases, else 1)")
     p.add_argument("--max-iters", type=int, default=400)
     p.add_argument("--warmup", action="store_true",
