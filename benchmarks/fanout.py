@@ -125,6 +125,28 @@ print(json.dumps(out))
     return out
 
 
+def thread_probe(repeats: int = 3) -> list[dict]:
+    """What `--workers 1` changes for one trial: its torch threads (all cores instead of one). Time per
+    generator iteration of the quick sweep's steps with 1 thread and with every core, interleaved."""
+    import torch
+
+    from benchmarks.common import interleaved, make_cfg, time_plain
+    cores = os.cpu_count() or 1
+    rows = []
+    for case in ("quick_dcgan16", "ring8"):
+        cfg = make_cfg(case, "wgan", 40)
+
+        def run(n):
+            torch.set_num_threads(n)
+            return time_plain(cfg, 5, 20).per_iter()["wall_med"]
+        t = interleaved({"1": lambda: run(1), str(cores): lambda: run(cores)}, repeats)
+        rows.append({"case": case, "ms_1_thread": rnd(median(t["1"]) * 1e3),
+                     f"ms_{cores}_threads": rnd(median(t[str(cores)]) * 1e3),
+                     "speedup_from_threads": rnd(median(t["1"]) / median(t[str(cores)]))})
+    torch.set_num_threads(1)
+    return rows
+
+
 def parse(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.fanout", description=__doc__.split("\n")[0])
     p.add_argument("--gen-iters", type=int, default=50)
@@ -157,6 +179,7 @@ def main(argv=None) -> dict:
            "warm_cache_sweep": {k: warm[k] for k in ("wall_s", "statuses", "errors")},
            "sweeps": sweeps, "trials_per_hour": {k: rnd(v) for k, v in tph.items()},
            "speedup": rnd(tph["default"] / tph["workers_1"]), "target_speedup": 1.5}
+    out["threads_per_trial"] = thread_probe()
     if args.startup:
         out["components"] = component_costs(cache)
         out["startup_probe"] = startup_probe(2, 3, 5, cache, work / "probe")

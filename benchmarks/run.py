@@ -165,6 +165,13 @@ def render_fanout(r: dict) -> str:
                      "sum eval s", "load after"], rows), "",
              f"**Speedup (trials per hour, default / --workers 1): {r['speedup']}** (target >= {r['target_speedup']}: "
              f"{_verdict(r['speedup'] >= r['target_speedup'])})."]
+    tp = r.get("threads_per_trial")
+    if tp:
+        parts += ["", f"One trial's step with 1 torch thread (a default worker) and with all {r['cores']} cores (the "
+                  "one worker of `--workers 1`), plain loop, interleaved:", "",
+                  _table(["case", "ms / gen iter, 1 thread", f"ms / gen iter, {r['cores']} threads", "speedup from threads"],
+                         [[x["case"], x["ms_1_thread"], x.get(f"ms_{r['cores']}_threads"), x["speedup_from_threads"]]
+                          for x in tp])]
     comp = r.get("components")
     if comp:
         parts += ["", "Start-up of a worker, measured in a fresh interpreter (what a worker pays once): " +
