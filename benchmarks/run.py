@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "flops": ("flops", []),
     "flops_2threads": ("flops", ["--threads", "2"]),
     "fanout": ("fanout", []),
+    "fanout_long": ("fanout", ["--gen-iters", "100", "--warmup", "--no-startup"]),
     "eval_fraction": ("eval_fraction", []),
     "profile_sweep": ("profile_sweep", []),
     "gpu": ("gpu", []),
@@ -114,6 +115,13 @@ def _step_extra(r: dict) -> list[str]:
     if loop:
         out += [f"Lightning's loop alone (a training step that does nothing; fit loop, hooks, callbacks, CSV row): "
                 f"{loop['us_per_iter']} us per generator iteration ({loop['cpu_us_per_iter']} us CPU).", ""]
+    pc = r.get("per_call")
+    if pc:
+        out += ["Per call, inside a running trainer (tiny critic, so the math is small; minimum over alternating "
+                "rounds): Lightning's indirection against its plain equivalent, in microseconds. A generator "
+                "iteration has n_critic + 1 optimizer steps and backward passes and two toggle/untoggle pairs.", "",
+                _table(["call", "Lightning us", "plain us", "extra us"],
+                       [[k, v["lightning_us"], v["plain_us"], v["extra_us"]] for k, v in pc.items()]), ""]
     abl = [(x["case"], x["loss"], x["ablation"]) for x in r["results"] if x.get("ablation")]
     for case, loss, a in abl:
         out += [f"One change at a time ({case} {loss}), time per generator iteration relative to the unchanged module:", "",
@@ -241,17 +249,30 @@ def render_gpu(r: dict) -> str:
             "(`--trials-per-device k`).", "", _meta(r)])
     rows = [[x["case"], x["loss"], x["batch"], x["lightning_ms_per_gen_iter"], x["plain_ms_per_gen_iter"], x["ratio"]]
             for x in r["results"]]
-    k_rows = [[k["k"], k.get("s_per_iter_each"), k.get("iters_per_s_total"), k.get("error")] for k in r["trials_per_device"]]
+    k_rows = [[k.get("case"), k["k"], k.get("s_per_iter_each"), k.get("iters_per_s_total"), k.get("gpu_util_mean_pct"),
+               k.get("gpu_util_max_pct"), k.get("gpu_mem_max_mib"), k.get("error")] for k in r["trials_per_device"]]
+    best = r["best_trials_per_device"]
+    best = ", ".join(f"{c}: {k}" for c, k in best.items()) if isinstance(best, dict) else best
     return "\n".join([f"Device: {r['device']}, {r['threads']} CPU thread(s) per process.", "",
                       _table(["case", "loss", "batch", "Lightning ms / gen iter", "plain ms / gen iter", "ratio"], rows), "",
-                      _table(["trials per device", "s / iter each", "gen iters / s total", "error"], k_rows), "",
-                      f"**Best trials per device: {r['best_trials_per_device']}**", "", _meta(r)])
+                      "k concurrent wgan trials on the one GPU (what `--trials-per-device k` runs); GPU utilisation "
+                      "sampled by nvidia-smi every 100 ms while they ran:", "",
+                      _table(["case", "trials per device", "s / iter each", "gen iters / s total", "GPU util mean %",
+                              "GPU util max %", "GPU MiB max", "error"], k_rows), "",
+                      f"**Trials per device that saturate the GPU (smallest k within 10% of the best total): {best}**",
+                      "", *(["The quick sweep end to end (16 trials, `python -m study.sweep sweeps/quick.yaml "
+                             "--trials-per-device k`):", "",
+                             _table(["trials per device", "wall s", "exit code"],
+                                    [[q["trials_per_device"], q["wall_s"], q["rc"]] for q in r["quick_sweep"]]), ""]
+                           if r.get("quick_sweep") else []), _meta(r)])
 
 
 SECTIONS = [
     ("step_overhead", "1. Training-step overhead (Lightning vs plain PyTorch)", render_step),
     ("eval_fraction", "2. Evaluation share of a quick-sweep trial", render_eval),
     ("fanout", "3. Sweep fan-out and start-up cost", render_fanout),
+    ("fanout_long", "3b. Fan-out with longer trials (WGAN warm-up kept: 2,500+ critic updates per WGAN trial)",
+     render_fanout),
     ("data_path", "4. Data path", render_data),
     ("gpu", "5. GPU", render_gpu),
     ("flops", "6. Distance to the physical limit (FLOP/s vs GEMM)", render_flops),
@@ -291,6 +312,8 @@ def parse(argv=None):
     p.add_argument("--wait-load", type=float, help="before each benchmark wait until the 1-minute load is below this")
     p.add_argument("--wait-max", type=float, default=1800, help="longest wait for a quiet machine, seconds")
     p.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from results.json")
+    p.add_argument("--merge", action="append", default=[], metavar="NAME=FILE",
+                   help="take one benchmark's JSON output from a file (e.g. gpu measured on a lent GPU machine)")
     p.add_argument("--args", action="append", default=[], metavar="NAME=ARGS",
                    help="extra arguments for one benchmark, e.g. --args 'step_overhead=--repeats 5'")
     return p.parse_args(argv)
@@ -299,6 +322,11 @@ def parse(argv=None):
 def main(argv=None) -> int:
     args = parse(argv)
     results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    for m in args.merge:
+        name, _, path = m.partition("=")
+        lines = [ln for ln in Path(path).read_text().splitlines() if ln.startswith("{")]
+        results[name] = json.loads(lines[-1]) | {"_run": {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "merged_from": path}}
+        args.render = True
     if not args.render:
         extra = {}
         for a in args.args:
@@ -313,7 +341,12 @@ def main(argv=None) -> int:
             if args.wait_load:
                 wait_for_quiet(args.wait_load, args.wait_max)
             print(f"[benchmarks] {name} (load {load_average()}) ...", file=sys.stderr, flush=True)
-            results[name] = run_one(name, extra.get(name, []))
+            new = run_one(name, extra.get(name, []))
+            if results.get(name, {}).get("status") == "measured" and new.get("status") == "not measured yet":
+                print(f"[benchmarks] {name}: {new.get('reason')}; keeping the figures measured on "
+                      f"{results[name]['machine'].get('cuda')}", file=sys.stderr)
+                continue
+            results[name] = new
             print(json.dumps(results[name]), flush=True)
             RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
     RESULTS_MD.write_text(render(results))

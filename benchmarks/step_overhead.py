@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -95,6 +97,49 @@ def loop_overhead(iters: int = 1000, repeats: int = 3) -> dict:
             "cpu_us_per_iter": rnd(median([w.per_iter()["cpu"] for w in ws]) * 1e6)}
 
 
+def per_call_costs(n: int = 300, rounds: int = 7) -> dict:
+    """Microseconds per call of each Lightning indirection inside a running trainer, against its plain
+    PyTorch equivalent, on a tiny critic (8 units, batch 8) so the math itself is small; alternating
+    rounds, minimum per call over rounds (the usual micro-benchmark estimator)."""
+    import pytorch_lightning as pl
+    cfg = make_cfg("ring8", "wgan", 3, model={"mlp_width": 8}, train={"batch_size": 8})
+    module = common.fresh_module(cfg)
+    out: dict = {}
+
+    def per_call(fn) -> float:
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - t) / n * 1e6
+
+    class _Micro(pl.Callback):
+        def on_train_start(self, trainer, m):
+            d_opt, g_opt = m.optimizers()
+            raw = d_opt.optimizer
+            x = torch.randn(8, 2)
+            g_params = list(m.generator.parameters())
+            for p in m.critic.parameters():
+                p.grad = torch.zeros_like(p)
+            pairs = {
+                "optimizer_step": (d_opt.step, raw.step),
+                "backward": (lambda: m.manual_backward(m.critic(x).mean()), lambda: m.critic(x).mean().backward()),
+                "toggle_untoggle": (lambda: (m.toggle_optimizer(d_opt), m.untoggle_optimizer(d_opt)),
+                                    lambda: ([p.requires_grad_(False) for p in g_params],
+                                             [p.requires_grad_(True) for p in g_params])),
+            }
+            best = {k: [float("inf"), float("inf")] for k in pairs}
+            for r in range(rounds):
+                for k, (light, plain) in pairs.items():
+                    order = (0, 1) if r % 2 == 0 else (1, 0)
+                    for i in order:
+                        best[k][i] = min(best[k][i], per_call((light, plain)[i]))
+            for k, (a, b) in best.items():
+                out[k] = {"lightning_us": rnd(a), "plain_us": rnd(b), "extra_us": rnd(a - b)}
+    with tempfile.TemporaryDirectory() as d:
+        common.lightning_fit(cfg, module, Path(d), [_Micro()])
+    return out
+
+
 def parse(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.step_overhead", description=__doc__.split("\n")[0])
     p.add_argument("--cases", default="mlp_mnist5k,dcgan32,ring8,quick_dcgan16", help=f"comma list of {', '.join(CASES)}")
@@ -120,7 +165,8 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     rows = [measure(c, l, args) for c in args.cases.split(",") for l in args.losses.split(",")]
     out = {"benchmark": "step_overhead", "machine": machine(), "threads": args.threads, "target_ratio": TARGET,
-           "wgan_warmup": args.warmup, "results": rows, "lightning_loop_overhead": loop_overhead(), "seconds": round(time.perf_counter() - t0, 1),
+           "wgan_warmup": args.warmup, "results": rows, "lightning_loop_overhead": loop_overhead(),
+           "per_call": per_call_costs(), "seconds": round(time.perf_counter() - t0, 1),
            "command": common.command()}
     emit(out)
     return out

@@ -5,6 +5,9 @@ fresh real batches, then one generator update. Subclasses differ only where the 
 the loss, the critic schedule, what happens after a critic update (clipping), and the optimizer.
 Manual optimization throughout (Lightning's GAN template), so Lightning's `global_step` counts
 every optimizer step; the study's step axis is `gen_iter`, kept here and logged as `step`.
+
+`cfg.conditional` (AC-GAN / AC-WGAN) changes no algorithm: the generator also takes labels, the
+critic also returns class logits, and class_weight x cross-entropy joins both players' losses.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from lightning_modules.losses import LossFn, LossTerms
+from lightning_modules.losses import LossFn, LossTerms, class_accuracy, class_loss
 from study.config import GanConfig, TrialConfig, WganConfig
 
 NOISE_SEED_OFFSET = 1      # training noise stream: seed + 1 (the data stream uses the seed itself)
@@ -47,6 +50,8 @@ class AdversarialModule(pl.LightningModule):
         self.generator, self.critic, self.cfg, self.real = generator, critic, cfg, real
         self.loss_fn = loss_fn
         self.nz = cfg.model.nz
+        self.conditional, self.class_weight = cfg.conditional, cfg.class_weight
+        self.num_classes = generator.embed.num_embeddings if cfg.conditional else 0
         g = torch.Generator().manual_seed(cfg.seed)
         # fixed noise for sample grids: a buffer, so it follows the module's device and checkpoints
         self.register_buffer("fixed_noise", torch.randn(cfg.eval.grid_size, self.nz, generator=g))
@@ -74,39 +79,65 @@ class AdversarialModule(pl.LightningModule):
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.nz, generator=self.noise_gen, device=self.noise_gen.device)
 
+    def labels(self, n: int) -> Optional[torch.Tensor]:
+        """Classes asked of the generator (uniform), or None for an unconditional model."""
+        if not self.conditional:
+            return None
+        return torch.randint(self.num_classes, (n,), generator=self.noise_gen, device=self.noise_gen.device)
+
+    def generate(self, z: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
+        return self.generator(z) if y is None else self.generator(z, y)
+
+    def score(self, x: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(critic scores, class logits or None)."""
+        return self.critic(x) if self.conditional else (self.critic(x), None)
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
         d_opt, g_opt = self.optimizers()
         self.toggle_optimizer(d_opt)
         for _ in range(self.critic_steps(self.gen_iter)):
-            real = self.real.next()
+            real, y_real = self.real.next_labelled() if self.conditional else (self.real.next(), None)
+            y_fake = self.labels(len(real))
             with torch.no_grad():
-                fake = self.generator(self.noise(len(real)))
+                fake = self.generate(self.noise(len(real)), y_fake)
             # real and fake in separate passes, as the reference code: BN statistics per batch
-            d_real, d_fake = self.critic(real), self.critic(fake)
+            (d_real, c_real), (d_fake, c_fake) = self.score(real), self.score(fake)
             terms = self.loss_fn(d_real, d_fake)
+            d_total = terms.d_loss
+            if self.conditional:
+                d_class = class_loss(c_real, y_real) + class_loss(c_fake, y_fake)
+                d_total = d_total + self.class_weight * d_class
             d_opt.zero_grad(set_to_none=True)
-            self.manual_backward(terms.d_loss)
+            self.manual_backward(d_total)
             d_opt.step()
             self.after_critic_step()
             self.critic_iters += 1
         self.untoggle_optimizer(d_opt)
 
         self.toggle_optimizer(g_opt)
-        d_gen = self.critic(self.generator(self.noise(self.cfg.train.batch_size)))
+        y_gen = self.labels(self.cfg.train.batch_size)
+        d_gen, c_gen = self.score(self.generate(self.noise(self.cfg.train.batch_size), y_gen))
         # g_loss depends on fake scores only; the last critic batch fills the d_real slot
         g_loss = self.loss_fn(d_real.detach(), d_gen).g_loss
+        g_total = g_loss
+        if self.conditional:
+            g_class = class_loss(c_gen, y_gen)
+            g_total = g_total + self.class_weight * g_class
         g_opt.zero_grad(set_to_none=True)
-        self.manual_backward(g_loss)
+        self.manual_backward(g_total)
         g_opt.step()
         self.untoggle_optimizer(g_opt)
         self.gen_iter += 1
 
         # one device->host transfer per generator iteration
-        values = torch.stack([terms.d_loss, g_loss, d_real.mean(), d_fake.mean(), self.estimate(terms)])
-        d_loss, g_l, d_r, d_f, est = values.detach().cpu().tolist()
-        self.row = {"train/d_loss": d_loss, "train/g_loss": g_l, "train/d_real": d_r, "train/d_fake": d_f,
-                    self.estimate_key: est, "train/critic_iters": self.critic_iters}
-        if not all(map(math.isfinite, (d_loss, g_l, d_r, d_f, est))):
+        keys = ["train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", self.estimate_key]
+        values = [terms.d_loss, g_loss, d_real.mean(), d_fake.mean(), self.estimate(terms)]
+        if self.conditional:  # the class head at the last critic update, and the generator's class term
+            keys += ["train/d_class_loss", "train/g_class_loss", "train/class_acc_real", "train/class_acc_fake"]
+            values += [d_class, g_class, class_accuracy(c_real, y_real), class_accuracy(c_fake, y_fake)]
+        self.row = dict(zip(keys, torch.stack(values).detach().cpu().tolist()))
+        self.row["train/critic_iters"] = self.critic_iters
+        if not all(map(math.isfinite, self.row.values())):
             raise Diverged(self.gen_iter, self.row)
         if self.gen_iter >= self.cfg.train.gen_iters:
             self.trainer.should_stop = True
@@ -120,13 +151,30 @@ class AdversarialModule(pl.LightningModule):
             self.logger.log_metrics(self.row, step=self.gen_iter)
         self.row = {}
 
+    def eval_labels(self, n: int) -> Optional[torch.Tensor]:
+        """Classes of the evaluation samples: balanced (0, 1, ..., K-1, 0, ...), so per-class metrics
+        see n / K samples of every class; None for an unconditional model."""
+        return torch.arange(n, device=self.device) % self.num_classes if self.conditional else None
+
     @torch.no_grad()
     def sample(self, n: int, batch_size: int = 500) -> torch.Tensor:
-        """n samples on a fixed evaluation noise stream, in batches (G stays in train mode, as in the
-        reference code, so BN uses batch statistics exactly as during training)."""
+        """n samples on a fixed evaluation noise stream (classes: eval_labels(n)), in batches (G stays
+        in train mode, as in the reference code, so BN uses batch statistics exactly as in training)."""
         g = torch.Generator(device=self.device).manual_seed(self.cfg.seed + EVAL_NOISE_SEED_OFFSET)
         zs = torch.randn(n, self.nz, generator=g, device=self.device).split(batch_size)
-        return torch.cat([self.generator(z) for z in zs])
+        ys = self.eval_labels(n).split(batch_size) if self.conditional else [None] * len(zs)
+        return torch.cat([self.generate(z, y) for z, y in zip(zs, ys)])
+
+    @torch.no_grad()
+    def grid_samples(self) -> tuple[torch.Tensor, Optional[int]]:
+        """(fixed-noise grid images, images per row or None for the default). Conditional: a class
+        sheet, one row per class (at most as many as fixed noise vectors), the same noise per column."""
+        if not self.conditional:
+            return self.generator(self.fixed_noise), None
+        k = min(self.num_classes, len(self.fixed_noise))
+        z = self.fixed_noise[:k].repeat(k, 1)                                   # row r, column c: noise c
+        y = torch.arange(k, device=self.device).repeat_interleave(k)            # row r: class r
+        return self.generator(z, y), k
 
     # -- exact resumes: counters and RNG streams travel with the checkpoint ---------
     def on_save_checkpoint(self, checkpoint: dict) -> None:

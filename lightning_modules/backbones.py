@@ -1,8 +1,9 @@
 """Generators and critics shared by both algorithms: plain nn.Modules, built by name.
 
 Interface: G(z) with z of shape (N, nz) -> samples of the data's shape; D(x) -> (N,) raw scores
-(logits for the GAN, critic values for the WGAN: no sigmoid here). Architectures follow the WGAN
-reference code (martinarjovsky/WassersteinGAN, models/dcgan.py and mlp.py).
+(logits for the GAN, critic values for the WGAN: no sigmoid here). Critics are `body` (features)
+then `head` (one output), so a conditional model can put a class head on the same features.
+Architectures follow the WGAN reference code (martinarjovsky/WassersteinGAN, models/dcgan.py, mlp.py).
 """
 from __future__ import annotations
 
@@ -79,17 +80,29 @@ class DCGANCritic(nn.Module):
         while res > 4:
             layers += [nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False), norm(2 * c), nn.LeakyReLU(LEAK, True)]
             c, res = 2 * c, res // 2
-        layers += [nn.Conv2d(c, 1, 4, 1, 0, bias=False)]
-        self.main = nn.Sequential(*layers)
+        self.body = nn.Sequential(*layers)
+        self.feature_channels = c
+        self.head = self.make_head(1)
+
+    def make_head(self, outputs: int) -> nn.Module:
+        """The final 4x4 conv, to `outputs` numbers per image (1: the critic; K: class logits)."""
+        return nn.Conv2d(self.feature_channels, outputs, 4, 1, 0, bias=False)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x).view(len(x))
+        return self.head(self.body(x)).view(len(x))
+
+
+def _mlp_body(n_in: int, hidden: int) -> nn.Sequential:
+    """The paper's MLP (4 Linear layers with ReLU between) up to its last Linear."""
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(True), nn.Linear(hidden, hidden), nn.ReLU(True),
+                         nn.Linear(hidden, hidden), nn.ReLU(True))
 
 
 def _mlp(n_in: int, n_out: int, hidden: int) -> nn.Sequential:
-    """The paper's MLP: 4 Linear layers with ReLU between."""
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(True), nn.Linear(hidden, hidden), nn.ReLU(True),
-                         nn.Linear(hidden, hidden), nn.ReLU(True), nn.Linear(hidden, n_out))
+    return nn.Sequential(*_mlp_body(n_in, hidden), nn.Linear(hidden, n_out))
 
 
 class MLPGenerator(nn.Module):
@@ -107,10 +120,43 @@ class MLPGenerator(nn.Module):
 class MLPCritic(nn.Module):
     def __init__(self, cfg: ModelConfig, shape: Shape):
         super().__init__()
-        self.main = _mlp(math.prod(shape), 1, cfg.mlp_width)
+        self.hidden = cfg.mlp_width
+        self.body = _mlp_body(math.prod(shape), cfg.mlp_width)
+        self.head = self.make_head(1)
+
+    def make_head(self, outputs: int) -> nn.Module:
+        return nn.Linear(self.hidden, outputs)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x.flatten(1)).view(len(x))
+        return self.head(self.features(x)).view(len(x))
+
+
+class ConditionalGenerator(nn.Module):
+    """AC-GAN generator: G(z * embed(y)), the class embedded in nz dimensions and multiplied into
+    the noise (Odena et al.'s reference code), then any backbone generator."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, nz: int):
+        super().__init__()
+        self.backbone, self.embed = backbone, nn.Embedding(num_classes, nz)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.backbone(z * self.embed(y))
+
+
+class ConditionalCritic(nn.Module):
+    """AC-GAN critic: the backbone's features feed its own head (the adversarial output, unchanged)
+    and a class head of the same form with one logit per class. Returns (scores (N,), logits (N, K))."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int):
+        super().__init__()
+        self.backbone, self.class_head = backbone, backbone.make_head(num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.backbone.features(x)
+        return self.backbone.head(h).view(len(x)), self.class_head(h).flatten(1)
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -132,9 +178,13 @@ BACKBONES.register("dcgan_const", Backbone(lambda c, s: DCGANGenerator(c, s, bn=
 BACKBONES.register("mlp", Backbone(MLPGenerator, MLPCritic, ("image", "points")))
 
 
-def build(name: str, role: str, cfg: ModelConfig, shape: Shape) -> nn.Module:
-    """Build the `role` ("generator" | "critic") network of backbone `name` for data of `shape`."""
+def build(name: str, role: str, cfg: ModelConfig, shape: Shape, num_classes: int = 0) -> nn.Module:
+    """Build the `role` ("generator" | "critic") network of backbone `name` for data of `shape`;
+    num_classes > 0 wraps it as the AC-GAN conditional generator or critic."""
     backbone = BACKBONES.get(name)
     net = getattr(backbone, role)(cfg, shape)
     dcgan_init(net)
+    if num_classes:  # wrapped after the backbone's init: its weights equal the unconditional model's
+        net = ConditionalGenerator(net, num_classes, cfg.nz) if role == "generator" else ConditionalCritic(net, num_classes)
+        dcgan_init(net.class_head if role == "critic" else net.embed)
     return net

@@ -66,3 +66,13 @@ def js_estimate(d_loss: torch.Tensor) -> torch.Tensor:
 def w_estimate(d_loss: torch.Tensor) -> torch.Tensor:
     """Algorithm 1's estimate of W(P_r, P_g) (up to the clipping's Lipschitz constant)."""
     return -d_loss
+
+
+def class_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """AC-GAN's auxiliary term: cross-entropy of the class head (logits, never softmax + NLL by hand).
+    Both players minimise it on generated samples; the critic also on real ones."""
+    return F.cross_entropy(logits, labels)
+
+
+def class_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return (logits.argmax(-1) == labels).float().mean()

@@ -7,7 +7,6 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
 
 from study.io import atomic_path
 from study.samples import save_grid
@@ -33,17 +32,18 @@ class EvalCallback(pl.Callback):
         t0 = time.perf_counter()
         samples = module.sample(cfg.eval.num_samples)
         final = module.gen_iter >= cfg.train.gen_iters
-        scores = self.evaluator(samples, final=final) if self.evaluator is not None else {}
+        labels = module.eval_labels(cfg.eval.num_samples)  # None unless conditional
+        scores = self.evaluator(samples, final=final, labels=labels) if self.evaluator is not None else {}
         module.row.update(scores)
         self.last = scores
-        with torch.no_grad():
-            grid = module.generator(module.fixed_noise) if self.data_kind == "image" else samples
+        grid, nrow = module.grid_samples() if self.data_kind == "image" else (samples, None)
         save_grid(grid, self.trial_dir / "samples" / f"grid_{module.gen_iter:06d}.png", self.modes,
-                  title=f"{cfg.loss} {cfg.backbone.label}, generator iteration {module.gen_iter}")
+                  title=f"{cfg.loss} {cfg.backbone.label}, generator iteration {module.gen_iter}", nrow=nrow)
         if final:
             with atomic_path(self.trial_dir / "samples.npz") as tmp:
                 with open(tmp, "wb") as f:
-                    np.savez_compressed(f, x=samples.flatten(1).float().cpu().numpy())
+                    extra = {} if labels is None else {"y": labels.cpu().numpy()}  # conditional: the classes asked for
+                    np.savez_compressed(f, x=samples.flatten(1).float().cpu().numpy(), **extra)
         self.seconds += time.perf_counter() - t0
 
 

@@ -136,6 +136,10 @@ class TrialConfig(_Strict):
     eval: EvalConfig = EvalConfig()
     gan: GanConfig = GanConfig()
     wgan: WganConfig = WganConfig()
+    # AC-GAN / AC-WGAN (Odena et al. 2017): G(z * embed(y)), a class head beside the critic's output,
+    # and class_weight x cross-entropy of that head added to both players' losses.
+    conditional: bool = False
+    class_weight: float = Field(1.0, ge=0)
 
     @field_validator("backbone", mode="before")
     @classmethod
@@ -152,6 +156,10 @@ class TrialConfig(_Strict):
             if kind not in BACKBONES.get(name).kinds:
                 raise ValueError(f"backbone '{name}' needs {' or '.join(BACKBONES.get(name).kinds)} data, "
                                  f"but data '{self.data.name}' is {kind}")
+        if self.conditional and not DATASETS.get(self.data.name).classes:
+            allowed = ", ".join(n for n in DATASETS.names() if DATASETS.get(n).classes)
+            raise ValueError(f"conditional: true needs class labels, and data '{self.data.name}' has none "
+                             f"(labelled data: {allowed})")
         return self
 
     @property
@@ -166,9 +174,12 @@ class TrialConfig(_Strict):
 
     def trial_id(self) -> str:
         """Stable, readable id: the same resolved config always maps to the same directory."""
-        digest = hashlib.sha1(json.dumps(self.resolved(), sort_keys=True).encode()).hexdigest()[:8]
+        d = self.resolved()
+        if not self.conditional:  # ids of unconditional trials predate these keys: keep them stable
+            d.pop("conditional"), d.pop("class_weight")
+        digest = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
         bb = self.backbone.label.replace("/", "-")
-        return f"{self.loss}_{bb}_{self.data.name}_s{self.seed}_{digest}"
+        return f"{'ac' if self.conditional else ''}{self.loss}_{bb}_{self.data.name}_s{self.seed}_{digest}"
 
 
 def _loc_str(loc: tuple) -> str:

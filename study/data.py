@@ -47,8 +47,9 @@ class Dataset:
 @dataclass(frozen=True)
 class DatasetInfo:
     kind: str
-    labelled: bool
+    labelled: bool                     # labels exist (toys: the mixture component; modes are counted on them)
     load: Callable[[DataConfig, Path], Dataset]
+    classes: int = 0                   # classes a conditional (AC) model can be asked for; 0: not conditional
 
 
 DATASETS: Registry[DatasetInfo] = Registry("data set")
@@ -206,10 +207,11 @@ def _image_folder(cfg: DataConfig, root: Path) -> Dataset:
 
 DATASETS.register("ring8", DatasetInfo("points", True, _toy("ring8")))
 DATASETS.register("grid25", DatasetInfo("points", True, _toy("grid25")))
-DATASETS.register("mnist5k", DatasetInfo("image", True, _mnist5k))
+DATASETS.register("mnist5k", DatasetInfo("image", True, _mnist5k, classes=10))
+# stacked MNIST's 1,000 labels are the modes counted for claim 3, not classes to condition on
 DATASETS.register("stacked_mnist5k", DatasetInfo("image", True, _stacked_mnist5k))
 for _name in _TV:
-    DATASETS.register(_name, DatasetInfo("image", True, _torchvision(_name)))
+    DATASETS.register(_name, DatasetInfo("image", True, _torchvision(_name), classes=10))
 DATASETS.register("image_folder", DatasetInfo("image", False, _image_folder))
 
 
@@ -257,13 +259,21 @@ class RealSampler:
         self.batch_size, self.device = batch_size, torch.device(device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self._x = data.train_x.to(self.device) if data.train_x is not None else None
+        self._y = data.train_y.to(self.device) if data.train_x is not None and data.train_y is not None else None
         self._loader = data.stream(batch_size, seed) if self._x is None else None
         self._it = None
 
+    def _index(self) -> torch.Tensor:
+        return torch.randint(len(self._x), (self.batch_size,), generator=self.generator, device=self.device)
+
+    def next_labelled(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch and its class labels (in-memory labelled data; the same RNG stream as next())."""
+        idx = self._index()
+        return self._x[idx], self._y[idx]
+
     def next(self) -> torch.Tensor:
         if self._x is not None:
-            idx = torch.randint(len(self._x), (self.batch_size,), generator=self.generator, device=self.device)
-            return self._x[idx]
+            return self._x[self._index()]
         while True:
             if self._it is None:
                 self._it = iter(self._loader)

@@ -24,16 +24,29 @@ class Slot:
     threads: int
 
 
-def plan_slots(devices: str, workers: Optional[int], trials_per_device: int, cores: int, n_gpus: int) -> list[Slot]:
-    """One worker per GPU (times trials_per_device); on CPU as many workers as cores allow, with the
-    cores divided between them so torch threads never oversubscribe the machine."""
+# Measured on one H100 with 16 cores (benchmarks/RESULTS.md, section 5): quick-sweep-sized trials are
+# launch-bound, so aggregate throughput grew with every process up to 8 (64 -> 387 gen iters/s), while
+# paper-sized dcgan64 trials saturated the GPU at 2 and lost nothing at 8. Each process needs CPU
+# cores to launch kernels, so the automatic choice is cores-per-GPU // 2, capped at 8.
+MAX_AUTO_TRIALS_PER_GPU = 8
+CORES_PER_GPU_TRIAL = 2
+
+
+def auto_trials_per_device(cores: int, n_gpus: int) -> int:
+    return max(1, min(MAX_AUTO_TRIALS_PER_GPU, cores // max(1, n_gpus) // CORES_PER_GPU_TRIAL))
+
+
+def plan_slots(devices: str, workers: Optional[int], trials_per_device: Optional[int], cores: int,
+               n_gpus: int) -> list[Slot]:
+    """trials_per_device workers per GPU (None: auto_trials_per_device); on CPU as many workers as
+    cores allow, with the cores divided between them so torch threads never oversubscribe the machine."""
     if devices == "auto":
         devices = ",".join(f"cuda:{i}" for i in range(n_gpus)) if n_gpus else "cpu"
     if devices == "cpu":
         n = workers or cores
         return [Slot("cpu", max(1, cores // n))] * n
     gpus = devices.split(",")
-    n = workers or len(gpus) * trials_per_device
+    n = workers or len(gpus) * (trials_per_device or auto_trials_per_device(cores, len(gpus)))
     threads = max(1, cores // n)
     return [Slot(gpus[i % len(gpus)], threads) for i in range(n)]
 

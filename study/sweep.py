@@ -38,7 +38,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--executor", choices=("local", "ray"), default="local")
     p.add_argument("--devices", default="auto", help="auto | cpu | cuda:0,cuda:1")
     p.add_argument("--workers", type=int, help="worker processes (default: one per GPU, or one per CPU core)")
-    p.add_argument("--trials-per-device", type=int, default=1, help="trials sharing one GPU")
+    p.add_argument("--trials-per-device", type=int,
+                   help="trials sharing one GPU (default: CPU cores per GPU // 2, at most 8; see benchmarks/RESULTS.md)")
     p.add_argument("--retry-failed", action="store_true", help="re-run trials whose status is failed")
     p.add_argument("--report", action="store_true", help="write the report (python -m study.report) afterwards")
     p.add_argument("--cache-dir", help="feature/classifier cache (default $WGAN_STUDY_CACHE or ~/.cache/wgan-study)")

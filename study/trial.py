@@ -22,7 +22,7 @@ from lightning_modules import ALGORITHMS, Diverged
 from lightning_modules.backbones import build
 from study.callbacks import CheckpointCallback, EvalCallback, ProgressCallback
 from study.config import TrialConfig
-from study.data import Dataset, RealSampler, load_dataset
+from study.data import DATASETS, Dataset, RealSampler, load_dataset
 from study.io import read_json, write_json, write_yaml
 
 log = logging.getLogger("wgan-study")
@@ -105,8 +105,9 @@ def versions() -> dict[str, str]:
 
 def build_module(cfg: TrialConfig, real: Optional[RealSampler], shape: tuple[int, ...]):
     torch.manual_seed(cfg.seed)  # weight init is part of the trial's identity
-    g = build(cfg.backbone.generator, "generator", cfg.model, shape)
-    d = build(cfg.backbone.critic, "critic", cfg.model, shape)
+    k = DATASETS.get(cfg.data.name).classes if cfg.conditional else 0
+    g = build(cfg.backbone.generator, "generator", cfg.model, shape, num_classes=k)
+    d = build(cfg.backbone.critic, "critic", cfg.model, shape, num_classes=k)
     return ALGORITHMS.get(cfg.loss)(g, d, cfg, real)
 
 

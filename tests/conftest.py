@@ -25,3 +25,23 @@ def tiny():
             node[last] = value
         return cfg
     return make
+
+
+@pytest.fixture
+def one_iteration():
+    """A function cfg -> module whose training_step runs outside a Trainer (plain optimizers,
+    loss.backward, no toggling): unit tests of one step's math."""
+    from study.data import RealSampler
+    from study.trial import WorkerContext, build_module
+
+    def make(cfg):
+        ctx = WorkerContext(evaluate=False)
+        data = ctx.dataset(cfg)
+        module = build_module(cfg, RealSampler(data, cfg.train.batch_size, cfg.seed), data.shape)
+        d_opt, g_opt = module.configure_optimizers()
+        module.optimizers = lambda: (d_opt, g_opt)  # run the step outside a Trainer
+        module.toggle_optimizer = module.untoggle_optimizer = lambda opt: None
+        module.manual_backward = lambda loss: loss.backward()
+        module._trainer = None
+        return module
+    return make

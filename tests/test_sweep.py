@@ -144,6 +144,11 @@ def test_plan_slots_divides_cores():
     assert [(s.device, s.threads) for s in plan_slots("cpu", 1, 1, 2, 0)] == [("cpu", 2)]
     assert [s.device for s in plan_slots("auto", None, 2, 16, 2)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
     assert plan_slots("auto", None, 2, 16, 2)[0].threads == 4
+    # automatic trials per GPU: cores per GPU // 2, capped at 8, at least 1 (the measured H100 choice)
+    assert len(plan_slots("auto", None, None, 16, 1)) == 8
+    assert len(plan_slots("auto", None, None, 64, 1)) == 8
+    assert len(plan_slots("auto", None, None, 16, 2)) == 8 and plan_slots("auto", None, None, 16, 2)[0].threads == 2
+    assert len(plan_slots("cuda:0", None, None, 2, 1)) == 1
 
 
 def test_ray_executor_runs_the_same_trials(tmp_path):

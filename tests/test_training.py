@@ -5,25 +5,12 @@ import pytest
 import torch
 
 from study.config import load_trial_config
-from study.data import RealSampler
-from study.trial import WorkerContext, build_module, run_trial
+from study.trial import WorkerContext, run_trial
 
 TRAIN_KEYS = {"step", "train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", "train/critic_iters"}
 
 
-def one_iteration(cfg):
-    ctx = WorkerContext(evaluate=False)
-    data = ctx.dataset(cfg)
-    module = build_module(cfg, RealSampler(data, cfg.train.batch_size, cfg.seed), data.shape)
-    d_opt, g_opt = module.configure_optimizers()
-    module.optimizers = lambda: (d_opt, g_opt)  # run the step outside a Trainer
-    module.toggle_optimizer = module.untoggle_optimizer = lambda opt: None
-    module.manual_backward = lambda loss: loss.backward()
-    module._trainer = None
-    return module
-
-
-def test_wgan_critic_parameters_stay_clipped(tiny):
+def test_wgan_critic_parameters_stay_clipped(tiny, one_iteration):
     cfg = load_trial_config(tiny(wgan__clip=0.005, wgan__lr=0.5))  # a huge lr pushes every weight out
     m = one_iteration(cfg)
     m.cfg.train.gen_iters = 10 ** 6

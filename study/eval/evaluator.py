@@ -19,7 +19,7 @@ import torch
 from torch_fidelity.utils import create_feature_extractor
 
 from study.config import DataConfig, EvalConfig
-from study.data import SPLIT_SEED, Dataset, sample_toy
+from study.data import DATASETS, SPLIT_SEED, Dataset, sample_toy
 from study.eval import fid as F
 from study.eval.classifier import ARCH_VERSION, base_of, get_classifier
 from study.eval.modes import expected_modes_uniform, label_mode_stats, toy_mode_stats
@@ -54,6 +54,7 @@ class Evaluator:
         self.keys: list[str] = []
         self.extractors: dict[str, tuple] = {}  # label -> (extractor, feature key, transform, batch, real stats)
         self.classifier, self.domain_extractor = None, None
+        self._class_stats: Optional[dict[int, dict]] = None  # real per-class FID statistics, built on first use
         if data.kind == "points":
             self._init_toy()
         else:
@@ -90,7 +91,10 @@ class Evaluator:
             self._note(f"no real floor: fewer than {self.n} real training samples in memory")
             return None
         self.info["real_floor_source"] = f"{self.n} samples of the {source}"
-        return self(x)
+        labels = None
+        if source == "training split" and DATASETS.get(d.name).classes and d.train_y is not None:
+            labels = d.train_y[torch.randperm(len(d.train_x), generator=torch.Generator().manual_seed(SPLIT_SEED + 2))[:self.n]]
+        return self(x, labels=labels)  # real images with their true labels: the conditional metrics' floor
 
     def _init_images(self, data_cfg: DataConfig) -> None:
         d, c = self.data, self.cfg
@@ -137,9 +141,10 @@ class Evaluator:
         self.keys += [f"eval/fid@{label}", f"eval/kid@{label}"]
 
     # ------------------------------------------------------------------ evaluation
-    def __call__(self, samples: torch.Tensor, final: bool = True) -> dict[str, float]:
+    def __call__(self, samples: torch.Tensor, final: bool = True, labels: Optional[torch.Tensor] = None) -> dict[str, float]:
         """eval/* metrics of `samples`. KID (10 subsets of N x N kernels, the costliest metric here)
-        only when `final`: intermediate points need the curve, which FID gives."""
+        only when `final`: intermediate points need the curve, which FID gives. `labels`: the classes
+        a conditional generator was asked for; adds eval/class_acc and per-class FID."""
         if len(samples) < self.n:
             raise ValueError(f"Evaluator needs eval.num_samples = {self.n} samples, got {len(samples)} "
                              "(FID is biased in N: every evaluation uses the same N)")
@@ -147,7 +152,8 @@ class Evaluator:
         if not bool(torch.isfinite(x).all()):
             self._note("non-finite samples: metrics of those evaluations are NaN")
             return {k: math.nan for k in self.keys}
-        return self._toy(x) if self.data.kind == "points" else self._images(x, final)
+        y = None if labels is None else labels.detach().cpu()[:self.n]
+        return self._toy(x) if self.data.kind == "points" else self._images(x, final, y)
 
     def _toy(self, x: torch.Tensor) -> dict[str, float]:
         pts = x.float().cpu().reshape(len(x), -1)
@@ -157,7 +163,7 @@ class Evaluator:
             out.update({"eval/modes": float(s["modes"]), "eval/hq": s["hq"], "eval/mode_kl": s["mode_kl"]})
         return out
 
-    def _images(self, x: torch.Tensor, final: bool) -> dict[str, float]:
+    def _images(self, x: torch.Tensor, final: bool, asked: Optional[torch.Tensor] = None) -> dict[str, float]:
         u8 = F.to_uint8(x.cpu())
         out: dict[str, float] = {}
         # One pass of the domain net gives both its FID/KID features and the mode labels.
@@ -177,4 +183,27 @@ class Evaluator:
             confident = feats["logits"].float().softmax(-1).amax(-1).min(-1).values >= CONFIDENT
             out.update({"eval/modes": float(s["modes"]), "eval/mode_kl": s["mode_kl"],
                         "eval/hq": float(confident.float().mean())})
+            if asked is not None:
+                out.update(self._classes(feats["features"], labels, asked))
+        elif asked is not None:
+            self._note(f"no class metrics: no domain classifier for '{self.data.name}'")
         return out
+
+    def _classes(self, features: torch.Tensor, recognised: torch.Tensor, asked: torch.Tensor) -> dict[str, float]:
+        """Conditional generators: how often the domain classifier recognises the class that was asked
+        for (eval/class_acc), and FID on the domain features per class against the held-out images of
+        that class (eval/class_fid@domain/c<k>; their mean is eval/class_fid@domain). With N samples
+        and K classes each per-class FID uses N / K samples: biased upwards, comparable at equal N."""
+        if self._class_stats is None:
+            real = F.extract(self.domain_extractor, F.to_uint8(self.data.test_x), 1000)["features"]
+            self._class_stats = {int(c): F.fid_stats(real[self.data.test_y == c])
+                                 for c in self.data.test_y.unique() if int((self.data.test_y == c).sum()) > 1}
+        out = {"eval/class_acc": float((recognised == asked).float().mean())}
+        per = {}
+        for c, real_c in self._class_stats.items():
+            mine = features[asked == c]
+            if len(mine) > 1:  # FID needs a covariance
+                per[f"eval/class_fid@domain/c{c}"] = F.fid(real_c, F.fid_stats(mine))
+        if per:
+            out["eval/class_fid@domain"] = sum(per.values()) / len(per)
+        return out | per

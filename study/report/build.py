@@ -70,7 +70,7 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
     (a one-line message) when RUN_DIR is missing or has no completed trial."""
     run = load_run(Path(run_dir))
     _check(run)
-    from study.report import claim1, claim2, claim3, figures, samples  # heavy imports after the cheap checks
+    from study.report import claim1, claim2, claim3, conditional, figures, samples  # heavy imports after the cheap checks
     out = Path(out_dir) if out_dir else default_out_dir(run)
     _clean(out)
     figdir = out / "figures"
@@ -81,7 +81,7 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
     t1, v1 = claim1.claim1(run)
     t2, v2 = claim2.claim2(run)
     t3, v3 = claim3.claim3(run)
-    tabs.update(t1), tabs.update(t2), tabs.update(t3)
+    tabs.update(t1), tabs.update(t2), tabs.update(t3), tabs.update(conditional.conditional_tables(run))
     for name, df in tabs.items():
         df.to_csv(out / "tables" / f"{name}.csv", index=False)
 
@@ -99,7 +99,8 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
                     "`tables/`, figures in `figures/`; every table row lists the trials it aggregates.")]
     blocks += sections.summary_blocks(verdicts) + setup_blocks(run, tabs)
     blocks += sections.claim1_blocks(tabs, v1, f1) + sections.claim2_blocks(tabs, v2, f2)
-    blocks += sections.claim3_blocks(tabs, v3, f3) + sections.compute_blocks(tabs["compute"], fc)
+    blocks += sections.claim3_blocks(tabs, v3, f3) + conditional.conditional_blocks(tabs)
+    blocks += sections.compute_blocks(tabs["compute"], fc)
     blocks += [("h", 2, "Samples"),
                ("p", "Fixed-noise samples at the last evaluation, GAN | WGAN side by side (toys: scatter plots), "
                      "and per cell an animation of the same noise over training.")]

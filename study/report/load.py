@@ -64,7 +64,7 @@ def backbone_label(bb: Any) -> str:
 
 def parse_trial_id(tid: str) -> dict[str, Any]:
     """`wgan_dcgan-mlp_stacked_mnist5k_s0_1a2b3c4d` -> loss, backbone, data, seed (for trials with no config)."""
-    m = re.match(r"^(gan|wgan)_([^_]+)_(.+)_s(\d+)_[0-9a-f]+$", tid)
+    m = re.match(r"^(?:ac)?(gan|wgan)_([^_]+)_(.+)_s(\d+)_[0-9a-f]+$", tid)  # ac: conditional
     if not m:
         return {"loss": "?", "backbone": "?", "data": "?", "seed": math.nan}
     return {"loss": m[1], "backbone": m[2].replace("-", "/"), "data": m[3], "seed": int(m[4])}
@@ -112,6 +112,9 @@ def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], l
         row["num_samples"] = _num(info.get("num_samples"))
         row["domain_classifier_acc"] = _num(info.get("domain_classifier_acc"))
         row["eval_notes"] = "; ".join(map(str, info.get("notes") or []))
+        floor = info.get("real_floor") or {}
+        row["real_class_acc"] = _num(floor.get("eval/class_acc"))
+        row["real_class_fid"] = _num(floor.get("eval/class_fid@domain"))
         for k, v in (res.get("final") or {}).items():
             row[k] = _num(v)
         corr = res.get("correlation") or {}
