@@ -52,10 +52,12 @@ def eval_point_parts(cache: Path, repeats: int = 3) -> list[dict]:
     from benchmarks.common import fresh_module, make_cfg
     from study.samples import save_grid
     from study.trial import WorkerContext
+    import yaml
+    quick_eval = yaml.safe_load((common.REPO / "sweeps" / "quick.yaml").read_text())["base"]["eval"]
     out = []
     ctx = WorkerContext(cache)
     for case in ("quick_dcgan16", "ring8"):
-        cfg = make_cfg(case, "gan", 10, eval={"every": 100, "num_samples": 1000})
+        cfg = make_cfg(case, "gan", 10, eval=quick_eval)  # the quick sweep's evaluation settings
         m = fresh_module(cfg)
         data = ctx.dataset(cfg)
         row = {"case": case, "num_samples": cfg.eval.num_samples}

@@ -1,8 +1,9 @@
 """Generators and critics shared by both algorithms: plain nn.Modules, built by name.
 
 Interface: G(z) with z of shape (N, nz) -> samples of the data's shape; D(x) -> (N,) raw scores
-(logits for the GAN, critic values for the WGAN: no sigmoid here). Critics are `body` (features)
-then `head` (one output), so a conditional model can put a class head on the same features.
+(logits for the GAN, critic values for the WGAN: no sigmoid here). A critic's `main` ends in its
+output layer (`head`); `features(x)` is everything before it, where a conditional model puts its class
+head. (One `main` Sequential keeps the state-dict keys of checkpoints written before the class head.)
 Architectures follow the WGAN reference code (martinarjovsky/WassersteinGAN, models/dcgan.py, mlp.py).
 """
 from __future__ import annotations
@@ -80,25 +81,28 @@ class DCGANCritic(nn.Module):
         while res > 4:
             layers += [nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False), norm(2 * c), nn.LeakyReLU(LEAK, True)]
             c, res = 2 * c, res // 2
-        self.body = nn.Sequential(*layers)
         self.feature_channels = c
-        self.head = self.make_head(1)
+        self.main = nn.Sequential(*layers, self.make_head(1))
 
     def make_head(self, outputs: int) -> nn.Module:
         """The final 4x4 conv, to `outputs` numbers per image (1: the critic; K: class logits)."""
         return nn.Conv2d(self.feature_channels, outputs, 4, 1, 0, bias=False)
 
+    @property
+    def head(self) -> nn.Module:
+        return self.main[-1]
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return self.main[:-1](x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x)).view(len(x))
+        return self.main(x).view(len(x))
 
 
-def _mlp_body(n_in: int, hidden: int) -> nn.Sequential:
+def _mlp_body(n_in: int, hidden: int) -> list[nn.Module]:
     """The paper's MLP (4 Linear layers with ReLU between) up to its last Linear."""
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(True), nn.Linear(hidden, hidden), nn.ReLU(True),
-                         nn.Linear(hidden, hidden), nn.ReLU(True))
+    return [nn.Linear(n_in, hidden), nn.ReLU(True), nn.Linear(hidden, hidden), nn.ReLU(True),
+            nn.Linear(hidden, hidden), nn.ReLU(True)]
 
 
 def _mlp(n_in: int, n_out: int, hidden: int) -> nn.Sequential:
@@ -121,17 +125,20 @@ class MLPCritic(nn.Module):
     def __init__(self, cfg: ModelConfig, shape: Shape):
         super().__init__()
         self.hidden = cfg.mlp_width
-        self.body = _mlp_body(math.prod(shape), cfg.mlp_width)
-        self.head = self.make_head(1)
+        self.main = nn.Sequential(*_mlp_body(math.prod(shape), cfg.mlp_width), self.make_head(1))
 
     def make_head(self, outputs: int) -> nn.Module:
         return nn.Linear(self.hidden, outputs)
 
+    @property
+    def head(self) -> nn.Module:
+        return self.main[-1]
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x.flatten(1))
+        return self.main[:-1](x.flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)).view(len(x))
+        return self.main(x.flatten(1)).view(len(x))
 
 
 class ConditionalGenerator(nn.Module):
@@ -178,13 +185,18 @@ BACKBONES.register("dcgan_const", Backbone(lambda c, s: DCGANGenerator(c, s, bn=
 BACKBONES.register("mlp", Backbone(MLPGenerator, MLPCritic, ("image", "points")))
 
 
-def build(name: str, role: str, cfg: ModelConfig, shape: Shape, num_classes: int = 0) -> nn.Module:
-    """Build the `role` ("generator" | "critic") network of backbone `name` for data of `shape`;
-    num_classes > 0 wraps it as the AC-GAN conditional generator or critic."""
+def build(name: str, role: str, cfg: ModelConfig, shape: Shape) -> nn.Module:
+    """Build the `role` ("generator" | "critic") network of backbone `name` for data of `shape`."""
     backbone = BACKBONES.get(name)
     net = getattr(backbone, role)(cfg, shape)
     dcgan_init(net)
-    if num_classes:  # wrapped after the backbone's init: its weights equal the unconditional model's
-        net = ConditionalGenerator(net, num_classes, cfg.nz) if role == "generator" else ConditionalCritic(net, num_classes)
-        dcgan_init(net.class_head if role == "critic" else net.embed)
     return net
+
+
+def make_conditional(generator: nn.Module, critic: nn.Module, num_classes: int, nz: int) -> tuple[nn.Module, nn.Module]:
+    """The AC-GAN pair around built backbones. Call it after building both: the backbones then hold
+    exactly the unconditional pair's weights under the same seed. The class head is initialised as
+    its backbone's head (a conv head N(0, 0.02), a Linear one torch's default); the embedding N(0, 1)."""
+    g, d = ConditionalGenerator(generator, num_classes, nz), ConditionalCritic(critic, num_classes)
+    dcgan_init(d.class_head)
+    return g, d

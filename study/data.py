@@ -259,7 +259,7 @@ class RealSampler:
         self.batch_size, self.device = batch_size, torch.device(device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self._x = data.train_x.to(self.device) if data.train_x is not None else None
-        self._y = data.train_y.to(self.device) if data.train_x is not None and data.train_y is not None else None
+        self._labels, self._y = data.train_y, None  # labels go to the device on first use (conditional only)
         self._loader = data.stream(batch_size, seed) if self._x is None else None
         self._it = None
 
@@ -268,6 +268,8 @@ class RealSampler:
 
     def next_labelled(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch and its class labels (in-memory labelled data; the same RNG stream as next())."""
+        if self._y is None:
+            self._y = self._labels.to(self.device)
         idx = self._index()
         return self._x[idx], self._y[idx]
 

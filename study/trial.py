@@ -19,7 +19,7 @@ import torch
 from pytorch_lightning.loggers import CSVLogger
 
 from lightning_modules import ALGORITHMS, Diverged
-from lightning_modules.backbones import build
+from lightning_modules.backbones import build, make_conditional
 from study.callbacks import CheckpointCallback, EvalCallback, ProgressCallback
 from study.config import TrialConfig
 from study.data import DATASETS, Dataset, RealSampler, load_dataset
@@ -105,9 +105,10 @@ def versions() -> dict[str, str]:
 
 def build_module(cfg: TrialConfig, real: Optional[RealSampler], shape: tuple[int, ...]):
     torch.manual_seed(cfg.seed)  # weight init is part of the trial's identity
-    k = DATASETS.get(cfg.data.name).classes if cfg.conditional else 0
-    g = build(cfg.backbone.generator, "generator", cfg.model, shape, num_classes=k)
-    d = build(cfg.backbone.critic, "critic", cfg.model, shape, num_classes=k)
+    g = build(cfg.backbone.generator, "generator", cfg.model, shape)
+    d = build(cfg.backbone.critic, "critic", cfg.model, shape)
+    if cfg.conditional:
+        g, d = make_conditional(g, d, DATASETS.get(cfg.data.name).classes, cfg.model.nz)
     return ALGORITHMS.get(cfg.loss)(g, d, cfg, real)
 
 

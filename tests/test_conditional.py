@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lightning_modules.backbones import ConditionalCritic, ConditionalGenerator, build
+from lightning_modules.backbones import ConditionalCritic, ConditionalGenerator, build, make_conditional
 from lightning_modules.losses import class_accuracy, class_loss
 from study.config import ConfigError, ModelConfig, load_trial_config
 from study.trial import WorkerContext, run_trial
@@ -27,7 +27,7 @@ def conditional(tiny, **over):
 @pytest.mark.parametrize("name,shape", [("dcgan", (1, 16, 16)), ("dcgan", (3, 32, 32)), ("mlp", (1, 16, 16))])
 def test_conditional_shapes(name, shape):
     cfg = ModelConfig(nz=8, width=4, mlp_width=16)
-    g, d = build(name, "generator", cfg, shape, num_classes=10), build(name, "critic", cfg, shape, num_classes=10)
+    g, d = make_conditional(build(name, "generator", cfg, shape), build(name, "critic", cfg, shape), 10, 8)
     assert isinstance(g, ConditionalGenerator) and isinstance(d, ConditionalCritic)
     z, y = torch.randn(6, 8), torch.tensor([0, 1, 2, 7, 8, 9])
     x = g(z, y)
@@ -41,13 +41,17 @@ def test_conditional_shapes(name, shape):
 
 def test_conditional_critic_shares_features_with_the_adversarial_head():
     cfg = ModelConfig(nz=8, width=4)
+    pair = lambda: (build("dcgan", "generator", cfg, (1, 16, 16)), build("dcgan", "critic", cfg, (1, 16, 16)))  # noqa: E731
     torch.manual_seed(0)
-    plain = build("dcgan", "critic", cfg, (1, 16, 16))
+    plain_g, plain = pair()
     torch.manual_seed(0)
-    cond = build("dcgan", "critic", cfg, (1, 16, 16), num_classes=10)
+    cond_g, cond = make_conditional(*pair(), 10, 8)
     x = torch.randn(5, 1, 16, 16)
-    # same seed: the backbone's weights are those of the unconditional critic, and so is its output
+    # same seed: both backbones hold the unconditional pair's weights, so the adversarial output is the same
+    assert all(torch.equal(a, b) for a, b in zip(plain_g.parameters(), cond_g.backbone.parameters()))
     assert torch.allclose(cond(x)[0], plain(x))
+    assert set(plain.state_dict()) == {k.removeprefix("backbone.") for k in cond.state_dict() if k.startswith("backbone.")}
+    assert all(k.startswith("main.") for k in plain.state_dict())  # checkpoints from before the class head load
     h = cond.backbone.features(x)
     assert torch.allclose(cond(x)[1], cond.class_head(h).flatten(1))
 
@@ -143,7 +147,10 @@ def test_class_metrics_score_the_asked_labels(tiny, tmp_path):
     wrong = ev(x, final=False, labels=y[torch.randperm(500, generator=torch.Generator().manual_seed(0))])
     assert right["eval/class_acc"] > 0.85 and wrong["eval/class_acc"] < 0.25
     assert wrong["eval/class_fid@domain"] > 2 * right["eval/class_fid@domain"]
-    assert "eval/class_acc" in ev.info["real_floor"]  # real images with true labels: the floor
+    # the first conditional call adds the floor's per-class FID (real images, true labels), not its accuracy
+    floor = ev.info["real_floor"]
+    assert "eval/class_acc" not in floor and 0 < floor["eval/class_fid@domain"] < wrong["eval/class_fid@domain"]
+    assert {f"eval/class_fid@domain/c{c}" for c in range(10)} <= set(floor)
     assert "eval/class_acc" not in ev(x, final=False)  # unconditional calls are unchanged
 
 
@@ -174,3 +181,17 @@ def test_class_sheet_shapes(tiny, one_iteration):
     assert torch.allclose(x[7 * 10 + 3], want[0], atol=1e-6)
     assert torch.equal(m.eval_labels(25)[:12], torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]))
     assert F.mse_loss(x[0], x[1]).item() > 0  # different noise per column
+
+
+def test_conditional_resume_is_exact(tiny, tmp_path):
+    """Labels are drawn from the checkpointed noise stream and the real sampler's stream: a trial
+    resumed from its checkpoint at iteration 5 writes the same metrics as one never interrupted."""
+    cfg = conditional(tiny, loss="gan", train__gen_iters=10, train__checkpoint_every=5, eval__every=0)
+    ref = run_trial(cfg, tmp_path / "ref", ctx=WorkerContext(evaluate=False))
+    run_trial(cfg, tmp_path / "t", ctx=WorkerContext(evaluate=False))
+    (tmp_path / "t" / "result.json").unlink()  # as if killed after the checkpoint at 5
+    r = run_trial(cfg, tmp_path / "t", ctx=WorkerContext(evaluate=False))
+    assert r["resumed_from"] == 5 and r["status"] == ref["status"] == "completed"
+    a, b = pd.read_csv(tmp_path / "t" / "metrics.csv"), pd.read_csv(tmp_path / "ref" / "metrics.csv")
+    assert CLASS_KEYS <= set(a.columns)
+    pd.testing.assert_frame_equal(a, b)

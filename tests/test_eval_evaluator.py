@@ -75,15 +75,13 @@ def test_mnist_evaluator_scores_and_agrees_with_torch_fidelity(mnist_eval, mnist
                                            fid=True, kid=True, kid_subsets=10, kid_subset_size=1000, cuda=False,
                                            cache=False, verbose=False, save_cpu_ram=True)
     assert good["eval/fid@domain"] == pytest.approx(ref["frechet_inception_distance"], rel=1e-4)
-    assert good["eval/kid@domain"] == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-4, abs=1e-7)
+    # ours sums in float64, torch-fidelity's pipeline in float32: KID ~1e-3 is a difference of kernel
+    # means ~1e2, so the float32 side carries ~1e-6 of rounding
+    assert good["eval/kid@domain"] == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-4, abs=2e-6)
     info = mnist_eval.info
     assert info["num_samples"] == 1000 and info["n_real"] == {"domain": 1000}
     assert info["real_split"].startswith("test") and info["domain_classifier_acc"] >= 0.95
-    # the floor also scores real digits "asked for" with their true labels (the conditional metrics' floor)
-    extra = set(info["real_floor"]) - set(good)
-    assert set(good) <= set(info["real_floor"]) and "eval/class_acc" in extra
-    assert extra == {"eval/class_acc", "eval/class_fid@domain"} | {f"eval/class_fid@domain/c{c}" for c in range(10)}
-    assert info["real_floor"]["eval/class_acc"] >= 0.95
+    assert set(info["real_floor"]) == set(good)  # the class part of the floor waits for a conditional call
 
 
 def test_evaluator_fixed_n_nonfinite_and_rng(mnist_eval, mnist):

@@ -152,3 +152,14 @@ def test_inception_missing_weights_are_reported_not_faked(tmp_path):
     given = tmp_path / "w.pth"
     given.write_bytes(b"x")
     assert F.find_inception_weights(str(given)) == (True, str(given), "")
+
+
+def test_kid_at_full_size_is_computed_once_and_equals_the_subset_mean():
+    """With subset size = both N, torch-fidelity's 10 subsets are 10 orderings of the same sets: the
+    shortcut (one subset) must give its mean exactly."""
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kid_features_to_metric
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(60, 8, generator=g), torch.randn(60, 8, generator=g) + 0.3
+    ref = kid_features_to_metric(a.double(), b.double(), kid_subsets=10, kid_subset_size=60, rng_seed=1, verbose=False)
+    assert F.kid(a, b) == pytest.approx(float(ref[KEY_METRIC_KID_MEAN]), rel=1e-10)  # both float64
+    assert F.kid(a, b[:50]) != F.kid(a[:50], b[:50])  # unequal N: real subsets, still computed

@@ -19,7 +19,7 @@ import torch
 from torch_fidelity.utils import create_feature_extractor
 
 from study.config import DataConfig, EvalConfig
-from study.data import DATASETS, SPLIT_SEED, Dataset, sample_toy
+from study.data import SPLIT_SEED, Dataset, sample_toy
 from study.eval import fid as F
 from study.eval.classifier import ARCH_VERSION, base_of, get_classifier
 from study.eval.modes import expected_modes_uniform, label_mode_stats, toy_mode_stats
@@ -55,6 +55,7 @@ class Evaluator:
         self.extractors: dict[str, tuple] = {}  # label -> (extractor, feature key, transform, batch, real stats)
         self.classifier, self.domain_extractor = None, None
         self._class_stats: Optional[dict[int, dict]] = None  # real per-class FID statistics, built on first use
+        self._floor_idx: Optional[torch.Tensor] = None       # the real floor's images, until its class part is done
         if data.kind == "points":
             self._init_toy()
         else:
@@ -86,15 +87,25 @@ class Evaluator:
         if d.kind == "points" and d.modes is not None:
             x, source = sample_toy(d.name, self.n, g)[0], "true mixture"
         elif d.train_x is not None and len(d.train_x) >= self.n:
-            x, source = d.train_x[torch.randperm(len(d.train_x), generator=g)[:self.n]], "training split"
+            self._floor_idx = torch.randperm(len(d.train_x), generator=g)[:self.n]
+            x, source = d.train_x[self._floor_idx], "training split"
         else:
             self._note(f"no real floor: fewer than {self.n} real training samples in memory")
             return None
         self.info["real_floor_source"] = f"{self.n} samples of the {source}"
-        labels = None
-        if source == "training split" and DATASETS.get(d.name).classes and d.train_y is not None:
-            labels = d.train_y[torch.randperm(len(d.train_x), generator=torch.Generator().manual_seed(SPLIT_SEED + 2))[:self.n]]
-        return self(x, labels=labels)  # real images with their true labels: the conditional metrics' floor
+        return self(x)
+
+    def _class_floor(self) -> dict[str, float]:
+        """Per-class FID of the floor's real images with their true labels (computed on the first
+        conditional call, so unconditional trials never pay for it). Their class accuracy is left out:
+        the domain classifier learnt those images; its held-out accuracy is info's domain_classifier_acc."""
+        d, idx = self.data, self._floor_idx
+        self._floor_idx = None  # once
+        feats = F.extract(self.domain_extractor, F.to_uint8(d.train_x[idx]), 1000)
+        digits = feats["logits"].argmax(-1)[:, 0]
+        out = self._classes(feats["features"], digits, d.train_y[idx])
+        out.pop("eval/class_acc")
+        return out
 
     def _init_images(self, data_cfg: DataConfig) -> None:
         d, c = self.data, self.cfg
@@ -142,7 +153,7 @@ class Evaluator:
 
     # ------------------------------------------------------------------ evaluation
     def __call__(self, samples: torch.Tensor, final: bool = True, labels: Optional[torch.Tensor] = None) -> dict[str, float]:
-        """eval/* metrics of `samples`. KID (10 subsets of N x N kernels, the costliest metric here)
+        """eval/* metrics of `samples`. KID (N x N kernels, the costliest metric here)
         only when `final`: intermediate points need the curve, which FID gives. `labels`: the classes
         a conditional generator was asked for; adds eval/class_acc and per-class FID."""
         if len(samples) < self.n:
@@ -185,6 +196,8 @@ class Evaluator:
                         "eval/hq": float(confident.float().mean())})
             if asked is not None:
                 out.update(self._classes(feats["features"], labels, asked))
+                if self._floor_idx is not None and self.info.get("real_floor"):
+                    self.info["real_floor"].update(self._class_floor())
         elif asked is not None:
             self._note(f"no class metrics: no domain classifier for '{self.data.name}'")
         return out
@@ -195,7 +208,10 @@ class Evaluator:
         that class (eval/class_fid@domain/c<k>; their mean is eval/class_fid@domain). With N samples
         and K classes each per-class FID uses N / K samples: biased upwards, comparable at equal N."""
         if self._class_stats is None:
-            real = F.extract(self.domain_extractor, F.to_uint8(self.data.test_x), 1000)["features"]
+            if "domain" in self.extractors:  # the held-out features behind the cached FID statistics
+                real = self.extractors["domain"][4]["features"]
+            else:
+                real = F.extract(self.domain_extractor, F.to_uint8(self.data.test_x), 1000)["features"]
             self._class_stats = {int(c): F.fid_stats(real[self.data.test_y == c])
                                  for c in self.data.test_y.unique() if int((self.data.test_y == c).sum()) > 1}
         out = {"eval/class_acc": float((recognised == asked).float().mean())}

@@ -113,7 +113,6 @@ def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], l
         row["domain_classifier_acc"] = _num(info.get("domain_classifier_acc"))
         row["eval_notes"] = "; ".join(map(str, info.get("notes") or []))
         floor = info.get("real_floor") or {}
-        row["real_class_acc"] = _num(floor.get("eval/class_acc"))
         row["real_class_fid"] = _num(floor.get("eval/class_fid@domain"))
         for k, v in (res.get("final") or {}).items():
             row[k] = _num(v)
