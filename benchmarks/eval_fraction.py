@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks import common
 from benchmarks.common import emit, machine, median, rnd
-from benchmarks.fanout import run_sweep
+from benchmarks.fanout import quick_sets, run_sweep, warm_cache
 
 TARGET = 0.10
 
@@ -201,14 +201,9 @@ def main(argv=None) -> dict:
     if args.src:
         run_dir = args.src
     else:
-        warm = run_sweep(tmp / "warm", ["base.train.gen_iters=2", "grid.seed=[0]", "grid.loss=[gan]"], None, cache)
-        sets = [f"base.train.gen_iters={args.gen_iters}", f"grid.seed={args.seeds}"]
-        if not args.warmup:
-            sets.append("base.wgan.warmup=false")
-        if args.full:
-            sets = []
+        warm = warm_cache(tmp / "warm", cache)
         run_dir = tmp / "sweep"
-        info = run_sweep(run_dir, sets, args.workers, cache)
+        info = run_sweep(run_dir, quick_sets(args.gen_iters, args.seeds, args.warmup, args.full), args.workers, cache)
         info["warm_cache_errors"] = warm["errors"]
     trials = read_trials(run_dir)
     ok = [t for t in trials if t["status"] == "completed"]

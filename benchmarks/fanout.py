@@ -36,6 +36,19 @@ def sweep_cmd(out: Path, sets: list[str], workers, cache: Path) -> list[str]:
     return cmd
 
 
+def quick_sets(gen_iters: int, seeds: str, warmup: bool, full: bool = False) -> list[str]:
+    """--set overrides of the quick sweep for a benchmark (none when `full`: the spec as shipped)."""
+    if full:
+        return []
+    return [f"base.train.gen_iters={gen_iters}", f"grid.seed={seeds}"] + ([] if warmup else ["base.wgan.warmup=false"])
+
+
+def warm_cache(out: Path, cache: Path) -> dict:
+    """A 2-iteration sweep that builds the evaluation cache (domain classifier, real statistics), so
+    no timed sweep pays for it."""
+    return run_sweep(out, ["base.train.gen_iters=2", "grid.seed=[0]", "grid.loss=[gan]"], None, cache)
+
+
 def run_sweep(out: Path, sets: list[str], workers, cache: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     cmd = sweep_cmd(out, sets, workers, cache)
@@ -165,11 +178,8 @@ def main(argv=None) -> dict:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_fanout_"))
     work.mkdir(parents=True, exist_ok=True)
     cache = work / "cache"
-    sets = [f"base.train.gen_iters={args.gen_iters}", f"grid.seed={args.seeds}", *args.sets]
-    if not args.warmup:
-        sets.append("base.wgan.warmup=false")
-    # warm the evaluation cache (domain classifier, real statistics) so neither timed sweep builds it
-    warm = run_sweep(work / "warm", [f"base.train.gen_iters=2", "grid.seed=[0]", "grid.loss=[gan]"], None, cache)
+    sets = quick_sets(args.gen_iters, args.seeds, args.warmup) + args.sets
+    warm = warm_cache(work / "warm", cache)
     sweeps = {"workers_1": [], "default": []}
     for r in range(args.repeats):
         for key in (("workers_1", "default") if r % 2 == 0 else ("default", "workers_1")):

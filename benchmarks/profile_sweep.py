@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks import common
 from benchmarks.common import REPO, emit, machine, rnd
-from benchmarks.fanout import SPEC, run_sweep
+from benchmarks.fanout import SPEC, quick_sets, warm_cache
 
 FRAME = re.compile(r"^(?P<fn>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 PROCESS = re.compile(r'process \d+:"[^"]*";?')  # a process's command line may hold ';' itself
@@ -154,12 +154,8 @@ def main(argv=None) -> dict:
         pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         tmp = Path(tempfile.mkdtemp(prefix="bench_prof_"))
         cache = tmp / "cache"
-        run_sweep(tmp / "warm", ["base.train.gen_iters=2", "grid.seed=[0]", "grid.loss=[gan]"], None, cache)
-        sets = [f"base.train.gen_iters={args.gen_iters}", f"grid.seed={args.seeds}"]
-        if not args.warmup:
-            sets.append("base.wgan.warmup=false")
-        if args.full:
-            sets = []
+        warm_cache(tmp / "warm", cache)
+        sets = quick_sets(args.gen_iters, args.seeds, args.warmup, args.full)
         raw = args.keep or tmp / "profile.txt"
         cmd = [pyspy, "record", "--subprocesses", "--nonblocking", "--format", "raw", "--rate", str(args.rate),
                "-o", str(raw), "--", sys.executable, "-m", "study.sweep", str(SPEC), "--out", str(args.out or tmp / "sweep"),

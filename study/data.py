@@ -174,13 +174,24 @@ def _torchvision(name: str) -> Callable[[DataConfig, Path], Dataset]:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
-def _image_folder(cfg: DataConfig, root: Path) -> Dataset:
-    """Any folder of images (e.g. LSUN bedrooms exported to files), streamed through a DataLoader."""
-    from PIL import Image
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if root.is_dir() else []
+def image_files(cfg: DataConfig, check_only: bool = False) -> list[Path]:
+    """The image_folder's files, sorted (check_only: stop at the first one, for the sweep's cheap
+    pre-flight); a DataError naming the key or folder when there are none."""
+    if cfg.root is None:
+        raise DataError("data.root: image_folder needs data.root, a folder of images")
+    root = Path(cfg.root).expanduser()
+    found = (p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if root.is_dir() else iter(())
+    files = list(filter(None, [next(found, None)])) if check_only else sorted(found)
     if not files:
         raise DataError(f"{root}: no images found (data.root must be a folder of "
                         f"{'/'.join(IMAGE_SUFFIXES)} files, e.g. LSUN bedrooms exported to files)")
+    return files
+
+
+def _image_folder(cfg: DataConfig, root: Path) -> Dataset:
+    """Any folder of images (e.g. LSUN bedrooms exported to files), streamed through a DataLoader."""
+    from PIL import Image
+    files = image_files(cfg)
     size = cfg.image_size
 
     def load_one(p: Path) -> torch.Tensor:
@@ -237,18 +248,11 @@ def check_available(cfg: DataConfig) -> None:
             raise DataError(f"{folder}: missing; put the torchvision {_TV[cfg.name][0]} files under data.root "
                             f"({root}) or set data.download: true on a machine with internet")
     elif cfg.name == "image_folder":
-        if cfg.root is None:
-            raise DataError("data.root: image_folder needs data.root, a folder of images")
-        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in root.rglob("*")) if root.is_dir() else True:
-            raise DataError(f"{root}: no images found (data.root must be a folder of "
-                            f"{'/'.join(IMAGE_SUFFIXES)} files, e.g. LSUN bedrooms exported to files)")
+        image_files(cfg, check_only=True)
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:
-    root = Path(cfg.root or "data").expanduser()
-    if cfg.name in ("image_folder",) and cfg.root is None:
-        raise DataError("data.root: image_folder needs data.root, a folder of images")
-    return DATASETS.get(cfg.name).load(cfg, root)
+    return DATASETS.get(cfg.name).load(cfg, Path(cfg.root or "data").expanduser())
 
 
 class RealSampler:

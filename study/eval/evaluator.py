@@ -55,7 +55,6 @@ class Evaluator:
         self.extractors: dict[str, tuple] = {}  # label -> (extractor, feature key, transform, batch, real stats)
         self.classifier, self.domain_extractor = None, None
         self._class_stats: Optional[dict[int, dict]] = None  # real per-class FID statistics, built on first use
-        self._floor_idx: Optional[torch.Tensor] = None       # the real floor's images, until its class part is done
         if data.kind == "points":
             self._init_toy()
         else:
@@ -80,32 +79,23 @@ class Evaluator:
     def _real_floor(self) -> Optional[dict]:
         """Every metric on N *real* samples: the best a generator can score at this N (W1 and FID
         are not 0 between two finite samples of one distribution; stacked MNIST covers ~865 modes)."""
-        d, g = self.data, torch.Generator().manual_seed(SPLIT_SEED + 2)
+        d = self.data
         if "inception" in self.extractors and self.device.type != "cuda":
             self._note("no real floor: Inception on CPU would take minutes")
             return None
         if d.kind == "points" and d.modes is not None:
-            x, source = sample_toy(d.name, self.n, g)[0], "true mixture"
+            x, source = sample_toy(d.name, self.n, torch.Generator().manual_seed(SPLIT_SEED + 2))[0], "true mixture"
         elif d.train_x is not None and len(d.train_x) >= self.n:
-            self._floor_idx = torch.randperm(len(d.train_x), generator=g)[:self.n]
-            x, source = d.train_x[self._floor_idx], "training split"
+            x, source = d.train_x[self._floor_index()], "training split"
         else:
             self._note(f"no real floor: fewer than {self.n} real training samples in memory")
             return None
         self.info["real_floor_source"] = f"{self.n} samples of the {source}"
         return self(x)
 
-    def _class_floor(self) -> dict[str, float]:
-        """Per-class FID of the floor's real images with their true labels (computed on the first
-        conditional call, so unconditional trials never pay for it). Their class accuracy is left out:
-        the domain classifier learnt those images; its held-out accuracy is info's domain_classifier_acc."""
-        d, idx = self.data, self._floor_idx
-        self._floor_idx = None  # once
-        feats = F.extract(self.domain_extractor, F.to_uint8(d.train_x[idx]), 1000)
-        digits = feats["logits"].argmax(-1)[:, 0]
-        out = self._classes(feats["features"], digits, d.train_y[idx])
-        out.pop("eval/class_acc")
-        return out
+    def _floor_index(self) -> torch.Tensor:
+        """The real floor's training images: a fixed draw, the same for every evaluator of the data."""
+        return torch.randperm(len(self.data.train_x), generator=torch.Generator().manual_seed(SPLIT_SEED + 2))[:self.n]
 
     def _init_images(self, data_cfg: DataConfig) -> None:
         d, c = self.data, self.cfg
@@ -195,31 +185,40 @@ class Evaluator:
             out.update({"eval/modes": float(s["modes"]), "eval/mode_kl": s["mode_kl"],
                         "eval/hq": float(confident.float().mean())})
             if asked is not None:
-                out.update(self._classes(feats["features"], labels, asked))
-                if self._floor_idx is not None and self.info.get("real_floor"):
-                    self.info["real_floor"].update(self._class_floor())
+                out["eval/class_acc"] = float((labels == asked).float().mean())
+                out.update(self._per_class_fid(feats["features"], asked))
         elif asked is not None:
             self._note(f"no class metrics: no domain classifier for '{self.data.name}'")
         return out
 
-    def _classes(self, features: torch.Tensor, recognised: torch.Tensor, asked: torch.Tensor) -> dict[str, float]:
-        """Conditional generators: how often the domain classifier recognises the class that was asked
-        for (eval/class_acc), and FID on the domain features per class against the held-out images of
-        that class (eval/class_fid@domain/c<k>; their mean is eval/class_fid@domain). With N samples
-        and K classes each per-class FID uses N / K samples: biased upwards, comparable at equal N."""
+    def _per_class_fid(self, features: torch.Tensor, asked: torch.Tensor) -> dict[str, float]:
+        """Conditional generators (beside eval/class_acc, how often the domain classifier recognises the
+        class asked for): FID on the domain features per class against the held-out images of that
+        class (eval/class_fid@domain/c<k>; their mean is eval/class_fid@domain). With N samples and K
+        classes each uses N / K samples: biased upwards, comparable at equal N."""
         if self._class_stats is None:
-            if "domain" in self.extractors:  # the held-out features behind the cached FID statistics
-                real = self.extractors["domain"][4]["features"]
-            else:
-                real = F.extract(self.domain_extractor, F.to_uint8(self.data.test_x), 1000)["features"]
-            self._class_stats = {int(c): F.fid_stats(real[self.data.test_y == c])
-                                 for c in self.data.test_y.unique() if int((self.data.test_y == c).sum()) > 1}
-        out = {"eval/class_acc": float((recognised == asked).float().mean())}
+            self._init_class_stats()
         per = {}
         for c, real_c in self._class_stats.items():
             mine = features[asked == c]
             if len(mine) > 1:  # FID needs a covariance
                 per[f"eval/class_fid@domain/c{c}"] = F.fid(real_c, F.fid_stats(mine))
-        if per:
-            out["eval/class_fid@domain"] = sum(per.values()) / len(per)
-        return out | per
+        return ({"eval/class_fid@domain": sum(per.values()) / len(per)} if per else {}) | per
+
+    def _init_class_stats(self) -> None:
+        """On the first conditional call (unconditional trials never pay for it): real per-class
+        statistics, and the real floor's per-class FID (its training images with their true labels).
+        The floor has no class accuracy: the classifier learnt those images; its held-out accuracy is
+        info's domain_classifier_acc."""
+        d = self.data
+        if "domain" in self.extractors:  # the held-out features behind the cached FID statistics
+            real = self.extractors["domain"][4]["features"]
+        else:
+            real = F.extract(self.domain_extractor, F.to_uint8(d.test_x), 1000)["features"]
+        self._class_stats = {int(c): F.fid_stats(real[d.test_y == c])
+                             for c in d.test_y.unique() if int((d.test_y == c).sum()) > 1}
+        floor = self.info.get("real_floor")
+        if floor and self.info.get("real_floor_source", "").endswith("training split"):
+            idx = self._floor_index()
+            feats = F.extract(self.domain_extractor, F.to_uint8(d.train_x[idx]), 1000)["features"]
+            floor.update(self._per_class_fid(feats, d.train_y[idx]))

@@ -23,6 +23,7 @@ import seaborn as sns  # noqa: E402
 import yaml  # noqa: E402
 
 from study.io import atomic_path  # noqa: E402
+from study.results import get_dotted  # noqa: E402
 
 DPI = 110
 MEDIAN_WINDOW = 101  # the paper (and the reference code's README) median-filter loss curves over 101 iterations
@@ -52,12 +53,8 @@ class TrialRun:
         return self.result.get("status") or "incomplete"
 
     def get(self, dotted: str, default: Any = None) -> Any:
-        node: Any = self.config
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
+        value = get_dotted(self.config, dotted)
+        return default if value is None else value
 
     @property
     def loss(self) -> str:
