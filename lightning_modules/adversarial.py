@@ -23,6 +23,7 @@ from study.config import GanConfig, TrialConfig, WganConfig
 
 NOISE_SEED_OFFSET = 1      # training noise stream: seed + 1 (the data stream uses the seed itself)
 EVAL_NOISE_SEED_OFFSET = 2  # evaluation samples: a fresh stream, so eval frequency never alters training
+REPEAT_NOISE_SEED_OFFSET = 3  # a second, independent evaluation set: measures the metrics' sampling noise
 
 
 class Diverged(RuntimeError):
@@ -157,10 +158,13 @@ class AdversarialModule(pl.LightningModule):
         return torch.arange(n, device=self.device) % self.num_classes if self.conditional else None
 
     @torch.no_grad()
-    def sample(self, n: int, batch_size: int = 500) -> torch.Tensor:
+    def sample(self, n: int, batch_size: int = 500, repeat: bool = False) -> torch.Tensor:
         """n samples on a fixed evaluation noise stream (classes: eval_labels(n)), in batches (G stays
-        in train mode, as in the reference code, so BN uses batch statistics exactly as in training)."""
-        g = torch.Generator(device=self.device).manual_seed(self.cfg.seed + EVAL_NOISE_SEED_OFFSET)
+        in train mode, as in the reference code, so BN uses batch statistics exactly as in training).
+        `repeat`: another, independent noise stream (the same generator scored twice gives the noise
+        of the metrics themselves)."""
+        offset = REPEAT_NOISE_SEED_OFFSET if repeat else EVAL_NOISE_SEED_OFFSET
+        g = torch.Generator(device=self.device).manual_seed(self.cfg.seed + offset)
         zs = torch.randn(n, self.nz, generator=g, device=self.device).split(batch_size)
         ys = self.eval_labels(n).split(batch_size) if self.conditional else [None] * len(zs)
         return torch.cat([self.generate(z, y) for z, y in zip(zs, ys)])

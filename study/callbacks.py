@@ -17,18 +17,30 @@ def is_eval_point(gen_iter: int, every: int, total: int) -> bool:
 
 
 class EvalCallback(pl.Callback):
-    """At every `eval.every` generator iterations and at the end: score samples (eval/* keys join
-    that iteration's metrics row), save a sample grid, and keep the final samples."""
+    """At generator iteration 0 (the untrained generator: the report's "no learning" anchor), every
+    `eval.every` generator iterations and at the end: score samples (eval/* keys join that
+    iteration's metrics row), save a sample grid, and keep the final samples. At the end the same
+    generator is also scored on a second, independent noise set (`repeat`): the difference is the
+    sampling noise of the metrics, which the report needs before it calls any change real."""
 
     def __init__(self, evaluator: Optional[Callable], trial_dir: Path, data_kind: str, modes=None):
         self.evaluator, self.trial_dir, self.data_kind, self.modes = evaluator, trial_dir, data_kind, modes
         self.seconds = 0.0
         self.last: dict[str, float] = {}
+        self.repeat: dict[str, float] = {}
+
+    def on_train_start(self, trainer: pl.Trainer, module: Any) -> None:
+        if module.gen_iter == 0:  # a fresh start; a resumed trial already has its step-0 row
+            self._evaluate(module)
+            module.flush_row()
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *args: Any) -> None:
         cfg = module.cfg
-        if not is_eval_point(module.gen_iter, cfg.eval.every, cfg.train.gen_iters):
-            return
+        if is_eval_point(module.gen_iter, cfg.eval.every, cfg.train.gen_iters):
+            self._evaluate(module)
+
+    def _evaluate(self, module: Any) -> None:
+        cfg = module.cfg
         t0 = time.perf_counter()
         samples = module.sample(cfg.eval.num_samples)
         final = module.gen_iter >= cfg.train.gen_iters
@@ -39,6 +51,8 @@ class EvalCallback(pl.Callback):
         grid, nrow = module.grid_samples() if self.data_kind == "image" else (samples, None)
         save_grid(grid, self.trial_dir / "samples" / f"grid_{module.gen_iter:06d}.png", self.modes,
                   title=f"{cfg.loss} {cfg.backbone.label}, generator iteration {module.gen_iter}", nrow=nrow)
+        if final and self.evaluator is not None:
+            self.repeat = self.evaluator(module.sample(cfg.eval.num_samples, repeat=True), final=False, labels=labels)
         if final:
             with atomic_path(self.trial_dir / "samples.npz") as tmp:
                 with open(tmp, "wb") as f:

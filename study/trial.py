@@ -220,6 +220,10 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
     result["wall_s"] = round(time.perf_counter() - t0, 3)
     result["eval_s"] = round(evaluator_cb.seconds, 3) if evaluator_cb else 0.0
     result["eval_info"] = getattr(evaluator_cb.evaluator, "info", {}) if evaluator_cb else {}
+    if evaluator_cb and evaluator_cb.repeat:  # the final metrics once more, on an independent noise set
+        result["noise"] = {"repeat": evaluator_cb.repeat,
+                           "abs_diff": {k: abs(v - evaluator_cb.last[k]) for k, v in evaluator_cb.repeat.items()
+                                        if k in evaluator_cb.last and v is not None and evaluator_cb.last[k] is not None}}
     result["config"] = cfg.resolved()
     write_json(trial_dir / "result.json", result)
     return result

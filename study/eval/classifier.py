@@ -146,7 +146,7 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000
     return correct / max(len(x), 1)
 
 
-def _training_data(data_cfg: DataConfig, data=None):
+def training_data(data_cfg: DataConfig, data=None):
     """The labelled data the classifier learns from, always with the default split (the cache key
     has no holdout: a classifier trained on another split could have seen someone's held-out
     images). `data` is reused when it is exactly that set."""
@@ -176,7 +176,7 @@ def get_classifier(data_cfg: DataConfig, cache_dir: Path, device: torch.device |
                 return net.eval().requires_grad_(False).to(device), float(state["heldout_accuracy"])
             except Exception:  # torn or foreign file: retrain and overwrite it
                 pass
-        d = _training_data(data_cfg, data)
+        d = training_data(data_cfg, data)
         t0 = time.perf_counter()
         net = train_classifier(d.train_x, d.train_y, d.num_classes, seed)
         acc = accuracy(net, d.test_x, d.test_y)

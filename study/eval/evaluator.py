@@ -21,12 +21,14 @@ from torch_fidelity.utils import create_feature_extractor
 from study.config import DataConfig, EvalConfig
 from study.data import SPLIT_SEED, Dataset, sample_toy
 from study.eval import fid as F
-from study.eval.classifier import ARCH_VERSION, base_of, get_classifier
-from study.eval.modes import expected_modes_uniform, label_mode_stats, toy_mode_stats
+from study.eval.classifier import ARCH_VERSION, base_of, get_classifier, training_data
+from study.eval.knn import PixelKNN
+from study.eval.modes import confident_mode_stats, expected_modes_uniform, label_mode_stats, toy_mode_stats
 from study.eval.w1 import mean_exact_w1
 
 W1_SEED = 0  # fixed subsets: two evaluations of the same samples give the same W1
 CONFIDENT = 0.9  # classifier probability that makes a generated image "high quality" (eval/hq on images)
+KNN_CONFIDENT = 0.8  # share of the kNN's 10 neighbours that must agree (its eval/hq_knn)
 
 
 def default_cache_dir() -> Path:
@@ -54,6 +56,7 @@ class Evaluator:
         self.keys: list[str] = []
         self.extractors: dict[str, tuple] = {}  # label -> (extractor, feature key, transform, batch, real stats)
         self.classifier, self.domain_extractor = None, None
+        self.knn: Optional[PixelKNN] = None  # the second, independent classifier for mode counts
         self._class_stats: Optional[dict[int, dict]] = None  # real per-class FID statistics, built on first use
         if data.kind == "points":
             self._init_toy()
@@ -106,13 +109,16 @@ class Evaluator:
         if base is not None:  # labelled: the classifier gives modes, and the domain features
             net, acc = get_classifier(data_cfg, self.cache_dir, self.device, data=d)
             self.classifier, self.info["domain_classifier_acc"] = net, acc
+            base_data = training_data(data_cfg, d)
+            self.knn = PixelKNN(base_data.train_x, base_data.train_y)
+            self.info["knn_acc"] = self.knn.accuracy(base_data.test_x, base_data.test_y)
             if data_cfg.holdout > DataConfig().holdout and base[0] == "mnist5k":
                 self._note("data.holdout > 1000: some held-out images are in the domain classifier's training split")
             name = f"wgan-study-domain-{base[0]}-{data_cfg.image_size}px-v{ARCH_VERSION}-s0"
             F.register_domain_extractor(name, net)  # also usable as torch_fidelity's feature_extractor=name
             ext = self.domain_extractor = create_feature_extractor(name, ["features", "logits"], cuda=cuda,
                                                                    verbose=False)
-            self.keys += ["eval/modes", "eval/mode_kl", "eval/hq"]
+            self.keys += ["eval/modes", "eval/mode_kl", "eval/hq", "eval/modes_hq", "eval/modes_knn", "eval/hq_knn"]
             if d.num_classes == 1000:
                 self._note(f"stacked modes: a uniform generator covers {expected_modes_uniform(1000, self.n):.1f} "
                            f"of 1000 on average with {self.n} samples (PacGAN used 26,000)")
@@ -184,11 +190,30 @@ class Evaluator:
             confident = feats["logits"].float().softmax(-1).amax(-1).min(-1).values >= CONFIDENT
             out.update({"eval/modes": float(s["modes"]), "eval/mode_kl": s["mode_kl"],
                         "eval/hq": float(confident.float().mean())})
+            out.update(self._confident_modes(u8, labels, confident))
             if asked is not None:
                 out["eval/class_acc"] = float((labels == asked).float().mean())
                 out.update(self._per_class_fid(feats["features"], asked))
         elif asked is not None:
             self._note(f"no class metrics: no domain classifier for '{self.data.name}'")
+        return out
+
+    def _confident_modes(self, u8: torch.Tensor, labels: torch.Tensor, confident: torch.Tensor) -> dict[str, float]:
+        """Modes covered by confident samples, read by the domain CNN (eval/modes_hq) and by the
+        independent pixel kNN (eval/modes_knn, with its confident fraction eval/hq_knn): a collapse
+        verdict needs both to agree (docs/verdicts.md)."""
+        k = self.data.num_classes
+        out = {"eval/modes_hq": float(confident_mode_stats(labels, confident, k)["modes"])}
+        if self.knn is not None:
+            x = u8.float() / 127.5 - 1.0
+            # stacked MNIST: each channel is its own digit, as the domain CNN reads it
+            digits, conf = (self.knn.predict_channels(x) if x.shape[1] > self.knn.channels else
+                            tuple(v[:, None] for v in self.knn.predict(x)))
+            base = self.knn.num_classes
+            lab = (digits * base ** torch.arange(digits.shape[1] - 1, -1, -1)).sum(1)
+            sure = conf.min(1).values >= KNN_CONFIDENT
+            s = confident_mode_stats(lab, sure, k)
+            out.update({"eval/modes_knn": float(s["modes"]), "eval/hq_knn": s["hq"]})
         return out
 
     def _per_class_fid(self, features: torch.Tensor, asked: torch.Tensor) -> dict[str, float]:

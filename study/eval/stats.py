@@ -74,11 +74,70 @@ def loss_quality_correlation(df: pd.DataFrame, estimate_key: str, quality_key: s
     if estimate_key not in df.columns or quality_key not in df.columns or len(df) == 0:
         return out
     d = df.sort_values("step") if "step" in df.columns else df
-    est = median_filter(d[estimate_key].to_numpy(dtype=float), window)
+    raw = d[estimate_key].to_numpy(dtype=float)
+    est = median_filter(raw, window)
     qual = d[quality_key].to_numpy(dtype=float)
-    ok = np.isfinite(est) & np.isfinite(qual)
+    # rows without a raw estimate (the untrained generator's step-0 evaluation) have no loss to
+    # correlate: the filter would lend them their neighbours' values
+    ok = np.isfinite(raw) & np.isfinite(est) & np.isfinite(qual)
     x, y = est[ok], qual[ok]
     out["n"] = int(ok.sum())
     out["spearman"] = _corr(stats.spearmanr, x, y)
     out["pearson"] = _corr(stats.pearsonr, x, y)
     return out
+
+
+# Small-sample statistics for seeds (n = 3-5). The percentile bootstrap above under-covers badly at
+# such n (with 2 seeds it is just their range); Student-t intervals are exact for normal data and
+# the permutation test is exact for any distribution.
+
+def t_bound(values: Sequence[float], alpha: float, upper: bool) -> float:
+    """One-sided Student-t confidence bound for the mean at level 1 - alpha (nan for n < 2).
+    A mean whose upper bound is below a threshold is below it with confidence 1 - alpha."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return math.nan
+    half = stats.t.ppf(1 - alpha, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+    return float(v.mean() + half if upper else v.mean() - half)
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Two-sided Student-t interval of the mean."""
+    a = (1 - level) / 2
+    return t_bound(values, a, upper=False), t_bound(values, a, upper=True)
+
+
+def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Welch's interval for mean(a) - mean(b) (unequal variances; Welch-Satterthwaite df)."""
+    a, b = (np.asarray(x, dtype=float) for x in (a, b))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    d = float(a.mean() - b.mean())
+    if se == 0:
+        return d, d
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = stats.t.ppf(1 - (1 - level) / 2, df) * se
+    return d - half, d + half
+
+
+def permutation_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Exact two-sided permutation p-value for a difference in means (every relabelling; at n = 3
+    vs 3 there are 20, so p can be no smaller than 0.1: three seeds cannot show a difference at 5%)."""
+    from itertools import combinations
+    a, b = (np.asarray(x, dtype=float) for x in (a, b))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if not len(a) or not len(b):
+        return math.nan
+    pooled, na = np.concatenate([a, b]), len(a)
+    observed = abs(a.mean() - b.mean())
+    total = hits = 0
+    for idx in combinations(range(len(pooled)), na):
+        mask = np.zeros(len(pooled), bool)
+        mask[list(idx)] = True
+        total += 1
+        hits += abs(pooled[mask].mean() - pooled[~mask].mean()) >= observed - 1e-12
+    return hits / total

@@ -13,23 +13,12 @@ import pandas as pd
 from study.config import GanConfig, WganConfig
 from study.report.load import LOSS_SECTIONS, flatten
 
-try:  # TEMP guard until study/eval/stats.py lands
-    from study.eval.stats import bootstrap_ci
-except ImportError:  # pragma: no cover
-    def bootstrap_ci(values, n_boot=2000, level=0.95, seed=0):
-        v = np.asarray(values, float)
-        if not len(v):
-            return math.nan, math.nan
-        m = np.random.default_rng(seed).choice(v, (n_boot, len(v))).mean(1)
-        return float(np.quantile(m, (1 - level) / 2)), float(np.quantile(m, (1 + level) / 2))
+from study.eval.stats import t_interval, welch_interval
 
 # Modes (classes) of each labelled data set, for "modes covered" as a fraction (study/data.py).
 N_MODES = {"ring8": 8, "grid25": 25, "mnist5k": 10, "stacked_mnist5k": 1000, "mnist": 10,
            "fashion_mnist": 10, "cifar10": 10}
 LOSS_ORDER = {"gan": 0, "wgan": 1}
-# A cell whose quality still improved by more than this (relative) over its last evaluation
-# interval has not converged: differences could be speed of training, not its outcome.
-IMPROVING = -0.10
 ESTIMATE = {"gan": "train/js_estimate", "wgan": "train/w_estimate"}
 HIGHER_BETTER = ("eval/hq", "eval/modes")
 
@@ -110,25 +99,17 @@ def ids(frame: pd.DataFrame) -> str:
 
 
 def summarize(values: Iterable[float]) -> dict[str, float]:
-    """n, mean, std (ddof 1) and the bootstrap 95% CI of the mean over the finite values."""
+    """n, mean, std (ddof 1) and the Student-t 95% interval of the mean over the finite values
+    (valid at the 3-5 seeds a sweep has, where a percentile bootstrap is just the range)."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    lo, hi = bootstrap_ci(v) if len(v) else (math.nan, math.nan)
+    lo, hi = t_interval(v) if len(v) > 1 else (math.nan, math.nan)
     return {"n": len(v), "mean": float(v.mean()) if len(v) else math.nan,
             "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan, "ci_lo": lo, "ci_hi": hi}
 
 
-def diff_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, level: float = 0.95,
-            seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of mean(a) - mean(b), resampling the seeds of each cell on its own
-    (two independent samples; study.eval.stats.bootstrap_ci covers the one-sample mean)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if not len(a) or not len(b):
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    d = rng.choice(a, (n_boot, len(a))).mean(1) - rng.choice(b, (n_boot, len(b))).mean(1)
-    q = (1 - level) / 2
-    return float(np.quantile(d, q)), float(np.quantile(d, 1 - q))
+def diff_ci(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Welch interval of mean(a) - mean(b): two independent sets of seeds."""
+    return welch_interval(a, b, level)
 
 
 def quality_metrics(trials: pd.DataFrame, data: str) -> list[str]:
@@ -158,20 +139,6 @@ def metric_label(key: str, n: float = math.nan) -> str:
             "eval/modes": "modes covered", "eval/mode_kl": "reverse KL over modes (nats)",
             "eval/hq": "high-quality samples (%)", "train/w_estimate": "W estimate (-critic loss)",
             "train/js_estimate": "JS estimate (log 2 - D loss / 2)"}.get(key, key)
-
-
-def last_change(metrics: dict[str, pd.DataFrame], trial_ids: Iterable[str], key: str) -> float:
-    """Median over trials of the relative change of `key` over the last evaluation interval
-    (negative = still improving, for lower-is-better keys); nan where fewer than 2 evaluations."""
-    out = []
-    for tid in trial_ids:
-        m = metrics.get(tid)
-        if m is None or key not in m.columns:
-            continue
-        v = m[key].dropna().to_numpy()
-        if len(v) >= 2 and v[-2] != 0:
-            out.append((v[-1] - v[-2]) / abs(v[-2]))
-    return float(np.median(out)) if out else math.nan
 
 
 def fmt(x: float, digits: int = 3) -> str:

@@ -7,22 +7,30 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from study.eval.stats import t_bound
 from study.report.cells import (ESTIMATE, HIGHER_BETTER, Verdict, cells, ci, fmt, ids, metric_label,
                                 primary_metric, summarize)
+from study.report.evidence import MOVED
+from study.report.outcomes import ALPHA, MIN_SEEDS, trial_evidence
 
 MIN_POINTS = 4     # evaluation points a per-trial rank correlation needs to mean anything
-MIN_TRIALS = 2
+MIN_TRIALS = MIN_SEEDS
 TRACKS = 0.5       # mean per-trial Spearman rho a cell needs to "track" quality
 
 RULE = [
-    "Per trial, ρ = Spearman correlation, over the evaluation points, between the loss's estimate (W estimate "
-    "for WGAN, JS estimate for GAN) and the quality metric, as the trainer stored it in result.json "
-    "(`correlation`; recomputed from metrics.csv where absent). Trials with fewer than "
-    f"{MIN_POINTS} evaluation points are left out (counted).",
+    "Per trial, ρ = Spearman correlation, over the evaluation points after iteration 0, between the loss's "
+    "estimate (W estimate for WGAN, JS estimate for GAN, median-filtered over 101 iterations) and the quality "
+    "metric, as the trainer stored it in result.json (`correlation`; recomputed from metrics.csv where absent). "
+    f"Trials with fewer than {MIN_POINTS} evaluation points are left out (counted).",
     "Signs are aligned so that ρ > 0 means \"the estimate goes down as samples get better\".",
-    f"A cell **tracks** quality if its mean ρ over completed seeds is ≥ {TRACKS:g} and its bootstrap 95% CI lies "
-    f"above 0; it **does not track** if the CI's upper bound is below {TRACKS:g}; **undecided** with fewer than "
-    f"{MIN_TRIALS} usable seeds; else **unclear**.",
+    f"A trial's ρ counts only when its quality moved over training by more than its noise: the range of its "
+    f"normalised quality exceeds {MOVED:g} x the difference between two independent evaluations of its final "
+    "generator (measured, not assumed); a correlation of a flat curve with noise decides nothing.",
+    f"A cell **tracks** quality when its mean ρ over counted seeds is ≥ {TRACKS:g} and the one-sided Student-t "
+    f"lower bound is above 0 (α = {ALPHA}); it **does not track** when the upper bound is below {TRACKS:g} "
+    f"(α = {ALPHA}/m over the m WGAN cells: \"some cell\" needs Bonferroni) and every counted seed converged "
+    "(an early transient of the critic is not the claim); **undecided** with fewer than "
+    f"{MIN_TRIALS} counted seeds; else **unclear**.",
     "Verdict (the WGAN claim): *supported* if every WGAN cell tracks; *not supported* if any WGAN cell does not "
     "track; else *inconclusive*.",
     "The paper's contrast (the GAN's JS estimate does not track) is decided the same way on the GAN cells and "
@@ -53,17 +61,23 @@ def _trial_rhos(run, t: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def _outcome(s: dict) -> str:
-    if s["n"] < MIN_TRIALS:
-        return "undecided"
-    if s["mean"] >= TRACKS and s["ci_lo"] > 0:
-        return "tracks"
-    if s["ci_hi"] < TRACKS:
-        return "does not track"
-    return "unclear"
+def outcome(rho: np.ndarray, converged: list, m: int = 1) -> tuple[str, float, float]:
+    """(outcome, lower bound at α, upper bound at α/m) of one cell's counted per-seed ρ."""
+    rho = np.asarray([r for r in rho if r == r], float)
+    lo, hi = t_bound(rho, ALPHA, upper=False), t_bound(rho, ALPHA / max(m, 1), upper=True)
+    if len(rho) < MIN_TRIALS:
+        return "undecided", lo, hi
+    if rho.mean() >= TRACKS and lo > 0:
+        return "tracks", lo, hi
+    if hi < TRACKS and all(c is True for c in converged):
+        return "does not track", lo, hi
+    return "unclear", lo, hi
 
 
 def cell_table(run) -> pd.DataFrame:
+    ev = trial_evidence(run).set_index("trial_id")
+    m = {loss: max(int(((run.trials["loss"] == loss) & run.trials["in_verdict"]).groupby(run.trials["cell"]).any().sum()), 1)
+         for loss in ESTIMATE}
     rows = []
     for cell, t in cells(run.trials):
         first = t.iloc[0]
@@ -71,15 +85,23 @@ def cell_table(run) -> pd.DataFrame:
         quality = done["corr_quality"].dropna().mode()
         quality = quality.iloc[0] if len(quality) else primary_metric(run.trials, first["data"])
         ok = done[(done["corr_n"] >= MIN_POINTS) & np.isfinite(done["corr_spearman"].astype(float))]
+        moved = [ev["moved"].get(tid) for tid in ok["trial_id"]]
+        counted = ok[[mv is True for mv in moved]]
         sign = _sign(str(quality))
-        s = summarize(sign * ok["corr_spearman"].astype(float))
+        rho = sign * counted["corr_spearman"].astype(float)
+        s = summarize(rho)
+        conv = [ev["converged"].get(tid) for tid in counted["trial_id"]]
+        out, lo, hi = outcome(rho.to_numpy(), conv, m.get(first["loss"], 1))
         rows.append({"data": first["data"], "backbone": first["backbone"], "group": first["group"],
                      "loss": first["loss"], "hue": first["hue"], "cell": cell,
                      "estimate": ESTIMATE.get(first["loss"], "?"), "quality": quality,
-                     "n_completed": len(done), "n_rho": s["n"], "eval_points": done["corr_n"].median(),
+                     "n_completed": len(done), "n_rho": len(ok), "n_counted": s["n"],
+                     "n_flat": sum(mv is False for mv in moved), "n_no_noise": sum(mv is None for mv in moved),
+                     "eval_points": done["corr_n"].median(),
                      "rho_mean": s["mean"], "rho_std": s["std"], "rho_ci_lo": s["ci_lo"], "rho_ci_hi": s["ci_hi"],
-                     "pearson_mean": (sign * ok["corr_pearson"].astype(float)).mean(),
-                     "outcome": _outcome(s), "in_verdict": bool(first["in_verdict"]), "trials": ids(done)})
+                     "rho_lo_bound": lo, "rho_hi_bound": hi, "n_converged": sum(c is True for c in conv),
+                     "pearson_mean": (sign * counted["corr_pearson"].astype(float)).mean(),
+                     "outcome": out, "in_verdict": bool(first["in_verdict"]), "trials": ids(done)})
     return pd.DataFrame(rows)
 
 
@@ -122,12 +144,26 @@ def decide(c: pd.DataFrame, loss: str) -> tuple[str, str]:
     return "inconclusive", "GAN cells undecided or unclear"
 
 
+def _need(r: pd.Series) -> str:
+    """What would decide an undecided or unclear cell."""
+    if r["outcome"] == "undecided":
+        short = MIN_TRIALS - r["n_counted"]
+        why = (f"{short} more seed(s) whose quality moves beyond its noise" +
+               (" (longer training, or more samples per evaluation to shrink the noise)" if r["n_flat"] else ""))
+        return f"; would decide it: {why}"
+    if r["outcome"] == "unclear":
+        return "; would decide it: more seeds (the interval of mean ρ straddles the threshold) or converged runs"
+    return ""
+
+
 def claim2(run) -> tuple[dict[str, pd.DataFrame], Verdict]:
     c, a = cell_table(run), across_table(run)
     verdict, reason = decide(c, "wgan")
     evidence = [f"`{r['cell']}`: mean ρ = {fmt(r['rho_mean'], 2)} {ci(r['rho_ci_lo'], r['rho_ci_hi'], 2)} over "
-                f"{r['n_rho']} seeds (median {fmt(r['eval_points'])} evaluation points) → **{r['outcome']}**"
-                for _, r in c.iterrows() if r["in_verdict"]]
+                f"{r['n_counted']} counted seeds of {r['n_rho']} with ρ ({r['n_flat']} left out: quality moved "
+                f"less than its noise; {r['n_no_noise']} without a noise measurement), median "
+                f"{fmt(r['eval_points'])} evaluation points, {r['n_converged']} converged → **{r['outcome']}**"
+                + _need(r) for _, r in c.iterrows() if r["in_verdict"]]
     g_verdict, g_reason = decide(c, "gan")
     evidence.append(f"Contrast, \"the GAN's JS estimate does not track quality\": **{g_verdict}** ({g_reason}).")
     for _, r in a.iterrows():

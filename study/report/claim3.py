@@ -5,71 +5,77 @@ import math
 
 import pandas as pd
 
-from study.eval.evaluator import CONFIDENT
-
-from study.report.cells import (IMPROVING, N_MODES, Verdict, cells, counts, fmt, ids, last_change,
-                                primary_metric, summarize)
-
-COVERAGE = 0.75   # a trial covering fewer than this fraction of the modes has collapsed (partly)...
-KL_MAX = 0.5      # ...or one whose generated mode histogram is this far (nats) from the real one
-HQ_MIN = 0.5      # below this fraction of high-quality samples, missing modes may be unlearned, not lost
-MIN_SEEDS = 2
+from study.report.cells import Verdict, cells, counts, fmt, ids, summarize
+from study.report.evidence import COVERAGE, MIN_CONFIDENT_PER_MODE
+from study.report.outcomes import MIN_SEEDS, trial_evidence
 
 RULE = [
-    f"A trial shows mode collapse if it covers fewer than {COVERAGE:.0%} of the data set's modes (toy modes "
-    "captured with high-quality samples as in VEEGAN/PacGAN, digit classes, or stacked-MNIST triples) or the "
-    f"reverse KL of its mode histogram to the real one exceeds {KL_MAX:g} nats.",
-    f"It is evidence of collapse only if training got far enough to tell: ≥ {HQ_MIN:.0%} high-quality samples "
-    f"(toys: within 3 std of a mode centre; images: labelled by the domain classifier with ≥ {CONFIDENT:.0%} "
-    "confidence), and"
-    f" the cell's quality did not improve by more than {-IMPROVING:.0%} over its last evaluation "
-    "interval (otherwise missing modes may be not yet learned rather than lost).",
-    f"A cell shows **collapse** if any trial is evidence of collapse; **no collapse** if no trial collapsed (≥ "
-    f"{MIN_SEEDS} seeds); else **undecided**.",
-    "Verdict: *not supported* if any WGAN cell shows collapse; *supported* if every WGAN cell shows no "
-    "collapse; else *inconclusive*. GAN cells are reported beside them (the paper shows GAN collapse with an "
-    "MLP generator, Fig. 7)."]
+    f"A trial shows mode collapse when it covers fewer than {COVERAGE:.0%} of the data set's modes, counted over "
+    "*confident* samples only, as VEEGAN/PacGAN count toy modes over high-quality samples. Toys: modes with a "
+    "sample within 3 std of their centre (geometry, no classifier). Images: classes (stacked MNIST: digit "
+    "triples) holding ≥ 10% of their uniform share of the confident samples, read by two independent "
+    "classifiers, the domain CNN (probability ≥ 0.9) and a pixel kNN (≥ 8 of 10 neighbours agree); a collapse "
+    "call needs both to agree, and so does a no-collapse call.",
+    f"A count needs ≥ {MIN_CONFIDENT_PER_MODE} confident samples per mode (an unlearned generator has too few "
+    "recognisable samples to miss modes in any meaningful way), and a collapse call needs the trial converged "
+    "(its quality trend flat over the last half of training: missing modes may be not yet learned rather than "
+    "lost).",
+    f"A cell shows **collapse** if any trial is evidence of collapse; **no collapse** if every one of ≥ {MIN_SEEDS} "
+    "finished seeds shows none; else **undecided**. Diverged trials are counted, not used.",
+    "Verdict: *not supported* if any WGAN cell shows collapse (the paper says it never saw one); *supported* if "
+    "every WGAN cell shows no collapse; else *inconclusive*. GAN cells are reported beside them (the paper shows "
+    "GAN collapse with an MLP generator, Fig. 7). Reverse KL over all samples' labels is shown as information."]
 
 
-def _collapsed(modes: float, kl: float, k: float) -> bool:
-    return bool((k == k and modes == modes and modes / k < COVERAGE) or (kl == kl and kl > KL_MAX))
+def outcome(collapse: list, converged: list) -> tuple[str, list[str]]:
+    """(outcome, evidence trials' positions) of one cell from per-trial collapse (True/False/None)
+    and convergence flags."""
+    evident = [i for i, (c, v) in enumerate(zip(collapse, converged)) if c is True and v is True]
+    if evident:
+        return "collapse", evident
+    if len(collapse) >= MIN_SEEDS and all(c is False for c in collapse):
+        return "no collapse", []
+    return "undecided", []
+
+
+def _need(collapse: list, converged: list) -> str:
+    short = MIN_SEEDS - len(collapse)
+    parts = [f"{short} more seed(s)"] if short > 0 else []
+    if any(c is None for c in collapse):
+        parts.append("more confident samples (longer training or larger eval.num_samples) where the classifiers "
+                     "could not count or disagreed")
+    if any(c is True and v is not True for c, v in zip(collapse, converged)):
+        parts.append("longer training where a collapsed-looking trial was still improving")
+    return "; ".join(parts)
 
 
 def modes_table(run) -> pd.DataFrame:
+    ev = trial_evidence(run).set_index("trial_id")
     rows = []
-    t_all = run.trials
-    for cell, t in cells(t_all):
+    for cell, t in cells(run.trials):
         first = t.iloc[0]
         done = t[t["status"] == "completed"]
         have = [c for c in ("eval/modes", "eval/mode_kl") if c in done and done[c].notna().any()]
         if not have:
             continue
-        k = float(N_MODES.get(first["data"], math.nan))
-        col = lambda c: done[c].astype(float) if c in done else pd.Series(math.nan, index=done.index)
-        modes, kl, hq = col("eval/modes"), col("eval/mode_kl"), col("eval/hq")
-        usable = done[modes.notna() | kl.notna()]
-        q = primary_metric(t_all, first["data"])
-        change = last_change(run.metrics, done["trial_id"], q) if q else math.nan
-        flags = {tid: _collapsed(m, kv, k) for tid, m, kv in zip(done["trial_id"], modes, kl)}
-        flagged = [tid for tid, f in flags.items() if f]
-        evident = [tid for tid, h in zip(done["trial_id"], hq) if flags[tid] and not (h == h and h < HQ_MIN)
-                   and not change < IMPROVING]
-        if evident:
-            outcome = "collapse"
-        elif not flagged and len(usable) >= MIN_SEEDS:
-            outcome = "no collapse"
-        else:
-            outcome = "undecided"
-        sm, sk, sh = summarize(modes), summarize(kl), summarize(100 * hq)
+        k = float(ev["n_modes"].get(first["trial_id"], math.nan))
+        col = lambda c: done[c].astype(float) if c in done else pd.Series(math.nan, index=done.index)  # noqa: E731
+        flags = [ev["collapse"].get(tid) for tid in done["trial_id"]]
+        conv = [ev["converged"].get(tid) for tid in done["trial_id"]]
+        out, evident = outcome(flags, conv)
+        cov, knn = summarize(ev["coverage"].reindex(done["trial_id"])), summarize(ev["coverage_knn"].reindex(done["trial_id"]))
+        sm, sk, sh = summarize(col("eval/modes")), summarize(col("eval/mode_kl")), summarize(100 * col("eval/hq"))
         rows.append({"data": first["data"], "backbone": first["backbone"], "group": first["group"],
                      "loss": first["loss"], "hue": first["hue"], "cell": cell, "n_modes": k, **counts(t),
-                     "n_values": len(usable), "modes_mean": sm["mean"], "modes_std": sm["std"],
-                     "coverage_mean": sm["mean"] / k if k == k else math.nan,
+                     "n_values": len(done), "modes_mean": sm["mean"], "modes_std": sm["std"],
+                     "coverage_mean": cov["mean"], "coverage_std": cov["std"],
+                     "coverage_knn_mean": knn["mean"], "coverage_knn_std": knn["std"],
                      "hq_pct_mean": sh["mean"], "hq_pct_std": sh["std"], "kl_mean": sk["mean"], "kl_std": sk["std"],
-                     "n_collapsed": len(flagged),
-                     "collapse_rate": len(flagged) / len(usable) if len(usable) else math.nan,
-                     "last_change": change, "outcome": outcome, "in_verdict": bool(first["in_verdict"]),
-                     "collapsed_trials": " ".join(flagged), "trials": ids(done)})
+                     "n_collapsed": sum(f is True for f in flags), "n_no_collapse": sum(f is False for f in flags),
+                     "n_undecided": sum(f is None for f in flags), "n_converged": sum(c is True for c in conv),
+                     "outcome": out, "need": "" if out != "undecided" else _need(flags, conv),
+                     "in_verdict": bool(first["in_verdict"]),
+                     "collapsed_trials": " ".join(done["trial_id"].iloc[i] for i in evident), "trials": ids(done)})
     return pd.DataFrame(rows)
 
 
@@ -81,7 +87,7 @@ def decide(m: pd.DataFrame) -> tuple[str, str]:
         return "not supported", "a WGAN cell shows mode collapse"
     if (sub["outcome"] == "no collapse").all():
         return "supported", "no WGAN cell shows mode collapse"
-    return "inconclusive", "WGAN cells undecided"
+    return "inconclusive", "WGAN cells undecided: " + ", ".join(sub[sub["outcome"] == "undecided"]["cell"])
 
 
 def claim3(run) -> tuple[dict[str, pd.DataFrame], Verdict]:
@@ -92,9 +98,10 @@ def claim3(run) -> tuple[dict[str, pd.DataFrame], Verdict]:
         if not r["in_verdict"]:
             continue
         k = f" of {int(r['n_modes'])}" if r["n_modes"] == r["n_modes"] else ""
-        hq = f", high-quality {fmt(r['hq_pct_mean'])}%" if r["hq_pct_mean"] == r["hq_pct_mean"] else ""
-        change = f"{r['last_change']:+.0%}" if r["last_change"] == r["last_change"] else "n/a"
-        evidence.append(f"`{r['cell']}`: modes {fmt(r['modes_mean'])}{k}, reverse KL {fmt(r['kl_mean'])} nats{hq}; "
-                        f"collapsed {r['n_collapsed']}/{r['n_values']} seeds; last-interval quality change "
-                        f"{change} → **{r['outcome']}**")
+        knn = f", kNN {fmt(100 * r['coverage_knn_mean'])}%" if r["coverage_knn_mean"] == r["coverage_knn_mean"] else ""
+        evidence.append(f"`{r['cell']}`: coverage by confident samples {fmt(100 * r['coverage_mean'])}%{knn}{k and ''} "
+                        f"(modes by argmax {fmt(r['modes_mean'])}{k}, reverse KL {fmt(r['kl_mean'])} nats, high-quality "
+                        f"{fmt(r['hq_pct_mean'])}%); collapse {r['n_collapsed']}, none {r['n_no_collapse']}, undecided "
+                        f"{r['n_undecided']} of {r['n_values']} seeds; {r['n_converged']} converged → **{r['outcome']}**"
+                        + (f"; would decide it: {r['need']}" if r["need"] else ""))
     return {"claim3_modes": m}, Verdict("3", verdict, RULE, evidence, reason)

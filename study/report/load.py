@@ -114,6 +114,11 @@ def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], l
         row["eval_notes"] = "; ".join(map(str, info.get("notes") or []))
         floor = info.get("real_floor") or {}
         row["real_class_fid"] = _num(floor.get("eval/class_fid@domain"))
+        row["knn_acc"] = _num(info.get("knn_acc"))
+        for k, v in floor.items():  # the real-data anchor of every metric (report: normalised quality)
+            row[f"floor/{k}"] = _num(v)
+        for k, v in ((res.get("noise") or {}).get("abs_diff") or {}).items():  # two evaluations of one generator
+            row[f"noise/{k}"] = _num(v)
         for k, v in (res.get("final") or {}).items():
             row[k] = _num(v)
         corr = res.get("correlation") or {}

@@ -46,29 +46,38 @@ def _used(flag) -> str:
 
 
 def claim1_blocks(tabs: dict, v: Verdict, figs: list) -> list[tuple]:
-    q, d = tabs["claim1_quality"], tabs["claim1_difference"]
+    q, st, d = tabs["claim1_quality"], tabs["claim1_states"], tabs["claim1_difference"]
+    sd = pd.DataFrame({
+        "cell": _col(st, "cell"), "metric": _map(st, metric_label, "metric"),
+        "anchors (real / untrained)": _map(st, lambda f, c: f"{fmt(f)} / {fmt(c)}", "floor", "ceiling"),
+        "normalised quality (bounds)": _map(st, lambda m, lo, hi: f"{fmt(m, 2)} ({fmt(lo, 2)} – {fmt(hi, 2)})",
+                                            "q_mean", "q_lo", "q_hi"),
+        "noise (normalised)": _map(st, lambda x: fmt(x, 2), "noise_mean"),
+        "late trend (per quarter)": _map(st, lambda x: fmt(x, 2), "trend_median"),
+        "converged": _map(st, lambda c, n: f"{c}/{n}", "n_converged", "n_finished"),
+        "diverged / collapsed / collapse undecided": _map(st, lambda a, b, c: f"{a} / {b} / {c}", "n_diverged",
+                                                          "n_collapsed", "n_collapse_undecided"),
+        "state": _map(st, lambda s, w: f"**{s}** ({w})", "state", "why"),
+        "would decide it": _col(st, "need"), "in verdict": _map(st, _used, "in_verdict"), "trials": _col(st, "trials")})
     qd = pd.DataFrame({
         "cell": _col(q, "cell"), "metric": _map(q, metric_label, "metric", "num_samples"),
         "seeds (with value / finished)": _map(q, lambda n, c, dv: f"{n}/{c + dv}", "n_values", "n_completed",
                                               "n_diverged"),
-        "mean ± std": _map(q, pm, "mean", "std"), "95% CI": _map(q, ci, "ci_lo", "ci_hi"),
+        "mean ± std": _map(q, pm, "mean", "std"), "95% CI (t)": _map(q, ci, "ci_lo", "ci_hi"),
         "failed / unfinished": _map(q, lambda f, u: f"{f} / {u}", "n_failed", "n_unfinished"),
-        "failure rate": _map(q, _rate, "failure_rate"), "last-interval change": _map(q, _pct, "last_change"),
-        "in verdict": _map(q, _used, "in_verdict"), "trials": _col(q, "trials")})
+        "failure rate": _map(q, _rate, "failure_rate"), "in verdict": _map(q, _used, "in_verdict"),
+        "trials": _col(q, "trials")})
     dd = pd.DataFrame({
         "group": _col(d, "group"), "metric": _map(d, metric_label, "metric"),
         "GAN": _map(d, lambda h, m: f"{h}: {fmt(m)}", "gan", "gan_mean"),
         "WGAN": _map(d, lambda h, m: f"{h}: {fmt(m)}", "wgan", "wgan_mean"),
-        "Δ = GAN − WGAN": _map(d, fmt, "diff"), "95% CI of Δ": _map(d, ci, "diff_ci_lo", "diff_ci_hi"),
-        "failure rate GAN / WGAN": _map(d, lambda a, b: f"{_rate(a)} / {_rate(b)}", "gan_failure_rate",
-                                        "wgan_failure_rate"),
-        "outcome": _map(d, lambda o, w: f"{o} ({w})" if w else o, "outcome", "why"),
-        "deciding": _map(d, lambda p, iv: "yes" if p and iv else "no (ablation)" if not iv else "no (other metric)",
-                         "primary", "in_verdict"),
-        "trials": _col(d, "trials")})
+        "Δ = GAN − WGAN": _map(d, fmt, "diff"), "95% Welch interval": _map(d, ci, "diff_ci_lo", "diff_ci_hi"),
+        "permutation p": _map(d, lambda p: fmt(p, 2), "perm_p"),
+        "seeds": _map(d, lambda a, b: f"{a} vs {b}", "gan_n", "wgan_n"), "trials": _col(d, "trials")})
     blocks = [("h", 2, CLAIMS["1"]), ("p", PAPER["1"])] + verdict_blocks(v)
-    blocks += [("table", qd, "Final quality per cell (completed trials; lower is better)"),
-               ("table", dd, "GAN − WGAN per backbone (positive: WGAN better)")]
+    blocks += [("table", sd, "Does each loss work on each backbone? (the verdict's input)"),
+               ("table", qd, "Final quality per cell, every metric (completed trials; lower is better)"),
+               ("table", dd, "GAN − WGAN on the deciding metric (information: positive = WGAN better)")]
     return blocks + [("img", p, c) for p, c in figs]
 
 
@@ -78,10 +87,11 @@ def claim2_blocks(tabs: dict, v: Verdict, figs: list) -> list[tuple]:
     cd = pd.DataFrame({
         "cell": _col(c, "cell"), "estimate": _map(c, metric_label, "estimate"),
         "quality": _map(c, lambda k: metric_label(str(k)), "quality"),
-        "seeds with ρ / completed": _map(c, lambda n, m: f"{n}/{m}", "n_rho", "n_completed"),
+        "seeds counted / with ρ / completed": _map(c, lambda k, n, m: f"{k}/{n}/{m}", "n_counted", "n_rho",
+                                                   "n_completed"),
         "eval points": _map(c, fmt, "eval_points"),
         "mean ρ ± std": _map(c, lambda m, s: pm(m, s, 2), "rho_mean", "rho_std"),
-        "95% CI": _map(c, lambda lo, hi: ci(lo, hi, 2), "rho_ci_lo", "rho_ci_hi"),
+        "95% CI (t)": _map(c, lambda lo, hi: ci(lo, hi, 2), "rho_ci_lo", "rho_ci_hi"),
         "mean Pearson r": _map(c, lambda x: fmt(x, 2), "pearson_mean"), "outcome": _col(c, "outcome"),
         "in verdict": _map(c, _used, "in_verdict"), "trials": _col(c, "trials")})
     ad = pd.DataFrame({
@@ -104,14 +114,19 @@ def claim3_blocks(tabs: dict, v: Verdict, figs: list) -> list[tuple]:
         return blocks + [("p", "No trial reported mode metrics (`eval/modes`, `eval/mode_kl`).")]
     md = pd.DataFrame({
         "cell": _col(m, "cell"),
-        "modes covered (of K)": _map(m, lambda x, s, k: pm(x, s) + (f" of {int(k)}" if k == k else ""),
-                                     "modes_mean", "modes_std", "n_modes"),
-        "coverage": _map(m, _rate, "coverage_mean"), "high-quality %": _map(m, pm, "hq_pct_mean", "hq_pct_std"),
+        "coverage, domain CNN (confident)": _map(m, lambda a, b: pm(100 * a, 100 * b) + "%", "coverage_mean", "coverage_std"),
+        "coverage, pixel kNN (confident)": _map(m, lambda a, b: pm(100 * a, 100 * b) + "%" if a == a else "–",
+                                                "coverage_knn_mean", "coverage_knn_std"),
+        "modes by argmax (of K)": _map(m, lambda x, s, k: pm(x, s) + (f" of {int(k)}" if k == k else ""),
+                                       "modes_mean", "modes_std", "n_modes"),
+        "high-quality %": _map(m, pm, "hq_pct_mean", "hq_pct_std"),
         "reverse KL (nats)": _map(m, pm, "kl_mean", "kl_std"),
-        "collapsed / seeds": _map(m, lambda a, b: f"{a}/{b}", "n_collapsed", "n_values"),
+        "collapse / none / undecided": _map(m, lambda a, b, c: f"{a} / {b} / {c}", "n_collapsed", "n_no_collapse",
+                                            "n_undecided"),
+        "converged": _map(m, lambda c, n: f"{c}/{n}", "n_converged", "n_values"),
         "not counted (diverged / failed / unfinished)": _map(m, lambda a, b, c: f"{a} / {b} / {c}",
                                                              "n_diverged", "n_failed", "n_unfinished"),
-        "last-interval quality change": _map(m, _pct, "last_change"), "outcome": _col(m, "outcome"),
+        "outcome": _col(m, "outcome"), "would decide it": _col(m, "need"),
         "in verdict": _map(m, _used, "in_verdict"), "collapsed trials": _col(m, "collapsed_trials"),
         "trials": _col(m, "trials")})
     return blocks + [("table", md, "Mode coverage per cell (completed trials)")] + [("img", p, c) for p, c in figs]

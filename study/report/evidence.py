@@ -1,0 +1,104 @@
+"""What one trial's curves say, independent of how often it was evaluated: anchored quality,
+late trend, measured noise, convergence, mode collapse. Pure functions on numbers and frames.
+
+Anchors. Quality q (FID, W1: lower is better) is read between two measured anchors of the same
+trial and evaluator: the *floor*, the metric of N real samples (the best a generator can score at
+this N), and the *ceiling*, the metric of the untrained generator at generator iteration 0.
+  normalised q = (q - floor) / (ceiling - floor): 0 = as good as real data, 1 = no learning.
+Everything below that has a threshold has it on this scale, so one rule fits FID on any extractor,
+image size or N, and W1 on the toys.
+
+Trend. "Still improving" is a rate against generator iterations, never a change per evaluation:
+the Theil-Sen slope (robust to single noisy evaluations) over the evaluations in the last half of
+training, times a quarter of training: the improvement the trend projects over the last quarter.
+Evaluating twice as often gives the same slope, up to noise.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+LATE = 0.5        # the trend is fitted on the evaluations in this last fraction of training
+MIN_LATE = 3      # evaluations a trend needs in that window
+CONV_TOL = 0.02   # projected improvement over the last quarter of training (normalised) that still counts
+                  # as converged: 2% of the distance from untrained to real
+MOVED = 4.0       # a curve "moved" when its range exceeds this many typical repeat differences (pure
+                  # noise over 12 points has a range of ~2.3 of them: 4 is rarely reached by chance)
+COVERAGE = 0.75   # a trial covering fewer than this fraction of modes (by every classifier) has collapsed
+MIN_CONFIDENT_PER_MODE = 10  # confident samples per mode a coverage count needs to mean anything
+
+
+def anchors(metrics: Optional[pd.DataFrame], key: str, floor: float) -> tuple[float, float]:
+    """(floor, ceiling): the real floor as measured by the evaluator, and the metric at generator
+    iteration 0. Ceiling is nan for runs written before iteration 0 was evaluated."""
+    ceiling = math.nan
+    if metrics is not None and key in metrics and "step" in metrics:
+        v = metrics.loc[metrics["step"] == 0, key].dropna()
+        ceiling = float(v.iloc[0]) if len(v) else math.nan
+    return floor, ceiling
+
+
+def normalise(value: float, floor: float, ceiling: float) -> float:
+    if not (np.isfinite(floor) and np.isfinite(ceiling)) or ceiling <= floor or value is None:
+        return math.nan
+    return (float(value) - floor) / (ceiling - floor)
+
+
+def curve(metrics: Optional[pd.DataFrame], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of the evaluation rows after iteration 0."""
+    if metrics is None or key not in metrics or "step" not in metrics:
+        return np.array([]), np.array([])
+    m = metrics[(metrics["step"] > 0) & metrics[key].notna()]
+    return m["step"].to_numpy(float), m[key].to_numpy(float)
+
+
+@dataclass
+class Trend:
+    improvement: float   # projected normalised improvement over the last quarter of training (+ = better)
+    lo: float            # its 95% interval (Theil-Sen's)
+    hi: float
+    n: int               # evaluations in the window
+    slope: float         # normalised change per generator iteration (- = improving)
+
+
+def late_trend(steps: np.ndarray, q: np.ndarray, total: int) -> Trend:
+    """Theil-Sen trend of normalised quality `q` over the last LATE of training."""
+    ok = (steps >= (1 - LATE) * total) & np.isfinite(q)
+    x, y = steps[ok], q[ok]
+    if len(x) < MIN_LATE or np.ptp(x) == 0:
+        return Trend(math.nan, math.nan, math.nan, int(len(x)), math.nan)
+    slope, _, lo, hi = stats.theilslopes(y, x, alpha=0.95)
+    quarter = total / 4
+    return Trend(-slope * quarter, -hi * quarter, -lo * quarter, int(len(x)), float(slope))
+
+
+def converged(t: Trend) -> Optional[bool]:
+    """None when the trend cannot be fitted (too few evaluations late in training)."""
+    return None if t.improvement != t.improvement else bool(t.improvement <= CONV_TOL)
+
+
+def moved(q: np.ndarray, noise: float) -> Optional[bool]:
+    """Did quality change over training by more than its measured noise (the typical difference
+    between two evaluations of one generator)? None without a noise measurement."""
+    q = q[np.isfinite(q)]
+    if len(q) < 2 or not np.isfinite(noise):
+        return None
+    return bool(np.ptp(q) > MOVED * noise)
+
+
+def collapse(coverages: list[float], confident: list[float], n_modes: float) -> Optional[bool]:
+    """Mode collapse from one or more independent mode counts (fractions of modes covered by
+    confident samples) and the number of confident samples each counted over. True only when every
+    count that had enough confident samples says so and at least one had; False when every
+    count says no collapse; None (undecided) when they disagree or none could count."""
+    usable = [c for c, n in zip(coverages, confident)
+              if np.isfinite(c) and np.isfinite(n) and n >= MIN_CONFIDENT_PER_MODE * n_modes]
+    if not usable or len(usable) < len(coverages):
+        return None  # every classifier must be able to count, for either call
+    flags = [c < COVERAGE for c in usable]
+    return flags[0] if all(f == flags[0] for f in flags) else None
