@@ -113,6 +113,8 @@ def test_twenty_iteration_conditional_fit_writes_the_new_keys(tiny, tmp_path, lo
     assert r["status"] == "completed" and r["gen_iters"] == 20
     assert r["trial_id"].startswith(f"ac{loss}_dcgan_mnist5k_s0_")
     df = pd.read_csv(tmp_path / "t" / "metrics.csv")
+    assert df["step"].iloc[0] == 0 and df.iloc[0][sorted(CLASS_KEYS)].isna().all()  # the untrained generator: eval only
+    df = df[df["step"] > 0]
     assert CLASS_KEYS <= set(df.columns) and df[sorted(CLASS_KEYS)].notna().all().all()
     assert ((df["train/class_acc_real"] >= 0) & (df["train/class_acc_real"] <= 1)).all()
     evals = df.dropna(subset=["eval/class_acc"])

@@ -61,8 +61,12 @@ def test_mnist_evaluator_scores_and_agrees_with_torch_fidelity(mnist_eval, mnist
     real = _pick(mnist.train_x, 1000)
     good = mnist_eval(real)
     noisy = mnist_eval((real + 0.5 * torch.randn(real.shape, generator=torch.Generator().manual_seed(1))).clamp(-1, 1))
-    assert set(good) == {"eval/fid@domain", "eval/kid@domain", "eval/modes", "eval/mode_kl", "eval/hq"}
+    assert set(good) == {"eval/fid@domain", "eval/kid@domain", "eval/modes", "eval/mode_kl", "eval/hq",
+                         "eval/modes_hq", "eval/modes_knn", "eval/hq_knn"}
     assert good["eval/modes"] == 10 and good["eval/mode_kl"] < 0.02 and good["eval/hq"] > 0.85
+    # the second classifier (pixel kNN) and the confident-sample counts agree on real digits
+    assert good["eval/modes_hq"] == 10 and good["eval/modes_knn"] == 10 and good["eval/hq_knn"] > 0.8
+    assert mnist_eval.info["knn_acc"] > 0.9
     blank = mnist_eval(torch.full((1000, 1, 32, 32), -1.0))  # one "image", unrecognisable or a single class
     assert blank["eval/modes"] == 1 and blank["eval/mode_kl"] == pytest.approx(math.log(10))
     assert set(mnist_eval(real, final=False)) == set(good) - {"eval/kid@domain"}  # KID: final point only
@@ -99,7 +103,8 @@ def test_stacked_mnist_modes_by_channel(cache, classifier):
     cfg = DataConfig(name="stacked_mnist5k", synthetic_size=2000)
     data = load_dataset(cfg)
     ev = Evaluator(data, cfg, EvalConfig(num_samples=1000, extractors=[]), "cpu", cache)
-    assert set(ev(data.train_x[:1000])) == {"eval/modes", "eval/mode_kl", "eval/hq"}
+    assert set(ev(data.train_x[:1000])) == {"eval/modes", "eval/mode_kl", "eval/hq", "eval/modes_hq", "eval/modes_knn",
+                                            "eval/hq_knn"}
     real = ev(data.train_x[:1000])
     assert 500 < real["eval/modes"] <= 1000  # ~632 expected for a uniform generator at N = 1000
     collapsed = ev(data.train_x[:1].expand(1000, -1, -1, -1))

@@ -95,7 +95,7 @@ def write_trial(root: Path, cfg: dict, fid: float, rho: float, modes: float, kl:
     return d
 
 
-def make_run(root: Path, name: str = "tiny") -> Path:
+def make_run(root: Path, name: str = "tiny", every: int = EVAL_EVERY) -> Path:
     """2 losses x 2 backbones x 3 completed seeds on mnist5k (the numbers above), plus what a partial
     sweep leaves: a diverged, a failed, an incomplete (no result.json) and a missing trial (listed in
     results.csv only), and an ablation cell (WGAN with Adam, worse than the GAN) kept out of verdicts."""
@@ -105,7 +105,7 @@ def make_run(root: Path, name: str = "tiny") -> Path:
     rows = []
 
     def add(cfg, fid, rho, modes, kl, status="completed"):
-        write_trial(root, cfg, fid, rho, modes, kl, status)
+        write_trial(root, cfg, fid, rho, modes, kl, status, every=every)
         rows.append({"trial_id": trial_id(cfg), "loss": cfg["loss"], "backbone": cfg["backbone"]["generator"],
                      "seed": cfg["seed"], "wgan.optimizer": cfg.get("wgan", {}).get("optimizer"), "status": status})
 

@@ -49,7 +49,8 @@ def test_sweep_writes_the_contract(tmp_path):
     for tid, r in res.items():
         tdir = out / tid
         assert (tdir / "config.yaml").exists() and (tdir / "samples.npz").exists()
-        assert sorted(x.name for x in (tdir / "samples").iterdir()) == ["grid_000020.png", "grid_000040.png"]
+        assert sorted(x.name for x in (tdir / "samples").iterdir()) == ["grid_000000.png", "grid_000020.png",
+                                                                                    "grid_000040.png"]
         assert r["gen_iters"] == 40 and r["wall_s"] > 0 and r["versions"]["torch"]
         assert {"eval/w1", "eval/modes", "eval/hq", "eval/mode_kl"} <= set(r["final"])
         assert r["final"]["eval/w1"] > 0 and 0 <= r["final"]["eval/hq"] <= 1 and 0 <= r["final"]["eval/modes"] <= 8
@@ -94,7 +95,7 @@ def test_kill_9_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
     assert len(resumed) == 1 and resumed[0]["resumed_from"] > 0
     for tid in before:  # exact resume: the same numbers as the uninterrupted run
         a, b = pd.read_csv(out / tid / "metrics.csv"), pd.read_csv(ref / tid / "metrics.csv")
-        assert a["step"].tolist() == list(range(1, 151))
+        assert a["step"].tolist() == list(range(0, 151))  # step 0: the untrained generator's evaluation
         pd.testing.assert_frame_equal(a, b)
 
 

@@ -9,6 +9,11 @@ from study.report.cells import Verdict, cells, counts, fmt, ids, summarize
 from study.report.evidence import COVERAGE, MIN_CONFIDENT_PER_MODE
 from study.report.outcomes import MIN_SEEDS, trial_evidence
 
+# Trials a collapse call needs: one trial where both classifiers misread (measured disagreement ~15% of
+# trials, so each errs ~7%: both ~0.5%) would, over 5 seeds x 3 cells, wrongly refute the claim ~7% of the
+# time; two such trials make it ~0.1% (study/report/calibrate.py).
+MIN_EVIDENT = 2
+
 RULE = [
     f"A trial shows mode collapse when it covers fewer than {COVERAGE:.0%} of the data set's modes, counted over "
     "*confident* samples only, as VEEGAN/PacGAN count toy modes over high-quality samples. Toys: modes with a "
@@ -20,8 +25,10 @@ RULE = [
     "recognisable samples to miss modes in any meaningful way), and a collapse call needs the trial converged "
     "(its quality trend flat over the last half of training: missing modes may be not yet learned rather than "
     "lost).",
-    f"A cell shows **collapse** if any trial is evidence of collapse; **no collapse** if every one of ≥ {MIN_SEEDS} "
-    "finished seeds shows none; else **undecided**. Diverged trials are counted, not used.",
+    f"A cell shows **collapse** if ≥ {MIN_EVIDENT} of its trials are evidence of collapse; **no collapse** if every "
+    f"one of ≥ {MIN_SEEDS} finished seeds shows none (with n seeds and none collapsed, the collapse rate's exact "
+    "95% upper bound is 1 − 0.05^(1/n): 63% at n = 3, 45% at n = 5; rare collapse needs many seeds to exclude); "
+    "else **undecided**. Diverged trials are counted, not used.",
     "Verdict: *not supported* if any WGAN cell shows collapse (the paper says it never saw one); *supported* if "
     "every WGAN cell shows no collapse; else *inconclusive*. GAN cells are reported beside them (the paper shows "
     "GAN collapse with an MLP generator, Fig. 7). Reverse KL over all samples' labels is shown as information."]
@@ -31,7 +38,7 @@ def outcome(collapse: list, converged: list) -> tuple[str, list[str]]:
     """(outcome, evidence trials' positions) of one cell from per-trial collapse (True/False/None)
     and convergence flags."""
     evident = [i for i, (c, v) in enumerate(zip(collapse, converged)) if c is True and v is True]
-    if evident:
+    if len(evident) >= MIN_EVIDENT:
         return "collapse", evident
     if len(collapse) >= MIN_SEEDS and all(c is False for c in collapse):
         return "no collapse", []
