@@ -225,11 +225,14 @@ def describe(csv: Path, figure: str) -> str:
             ok = not (st["rho"] > 0.5)  # the paper: no (positive) correlation between the GAN loss and quality
         agree.append(ok)
         parts.append(f"{panel}: {trend} ({'as in the paper' if ok else 'unlike the paper'})")
-    verdict = ("agrees with the paper" if all(agree) else "partly agrees with the paper" if any(agree)
-               else "does not agree with the paper")
+    # A description of these runs' curves, not a verdict: the claims are decided only by the report's rules
+    # (study/report/claim2.py: convergence, measured noise, >= 3 seeds, Student-t bounds; docs/verdicts.md).
+    verdict = ("looks like the paper's figure" if all(agree) else "partly looks like the paper's figure"
+               if any(agree) else "does not look like the paper's figure")
     claim = {"3": "the W estimate should fall as quality improves (ρ > 0.5, both lower-is-better), except for the "
                   "high-learning-rate MLP run, which fails with a flat loss",
              "4": "the JS estimate (at most log 2) should stay flat or rise while the samples improve: no positive "
                   "correlation with quality",
              "8": "the generator cost should not track quality (no positive correlation)"}[figure]
-    return f"Claim: {claim}. Overall this run {verdict}. " + "; ".join(parts) + "."
+    return (f"Paper: {claim}. Described, not decided (ρ > 0.5 pooled over seeds is a description; the verdict "
+            f"on the claim is the report's, `python -m study.report`): this run {verdict}. " + "; ".join(parts) + ".")

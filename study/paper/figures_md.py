@@ -71,7 +71,10 @@ def write_markdown(out_dir: Path, entries: dict[str, dict], order: list[str], ru
     lines = ["# The WGAN paper's figures, reproduced with this harness", "",
              "Arjovsky, Chintala, Bottou (2017), *Wasserstein GAN*, arXiv 1701.07875. Built by "
              "`python -m study.paper [--figure N ...] [--scale quick|full]`; each figure's PNG and the CSV behind it "
-             "are in this folder. Sweeps skip completed trials, so re-running only rebuilds what is missing.", ""]
+             "are in this folder. Sweeps skip completed trials, so re-running only rebuilds what is missing.", "",
+             "Each figure's text *describes* its runs (e.g. whether a curve looks like the paper's); it decides no "
+             "claim. Verdicts come only from `python -m study.report RUN_DIR`, by the rules of docs/verdicts.md "
+             "(convergence, measured noise, at least 3 seeds, calibrated small-sample tests).", ""]
     history = _history(out_dir, runs)
     if history:
         lines += ["## Invocations (latest first)", "", "| ended | command | figures | wall time | notes |",

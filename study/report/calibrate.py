@@ -30,7 +30,10 @@ from study.report.outcomes import ALPHA, FAIL_Q, WORK_Q, cell_state
 # 2-core CPU, 2026-11-30): normalised-quality seed-to-seed sd per cell (median and max over the 6 cells),
 # evaluation noise (|difference| of two independent evaluation sets of one generator, normalised: mean), and
 # per-trial disagreement of the two classifiers about collapse. Claim 2's rho spread: sd of per-seed rho.
-MEASURED = {"seed_sd": 0.02, "seed_sd_max": 0.15, "eval_noise": 0.005, "rho_sd": 0.15, "disagree": 0.15}
+# (`python -m study.report.calibrate --run runs/cpu_verdicts` prints them.) PESSIMISTIC is ~5x the largest
+# measured seed spread, heavy-tailed: the rules must hold there too.
+MEASURED = {"seed_sd": 0.013, "seed_sd_max": 0.033, "eval_noise": 0.003, "rho_sd": 0.16, "disagree": 0.06}
+PESSIMISTIC = 0.15
 
 BACKBONES = ("dcgan", "const", "mlp")
 
@@ -132,8 +135,8 @@ def calibrate(reps: int = 2000, spread: dict | None = None, ns: tuple = (3, 5)) 
     out: dict = {"spread": s, "alpha": ALPHA, "reps": reps, "claim1": {}, "claim2": {}, "claim3": {}}
     for n in ns:
         for truth in CLAIM1:
-            for label, sd, heavy in (("measured", s["seed_sd"], False), ("wide", s["seed_sd_max"], False),
-                                     ("wide_heavy_tailed", s["seed_sd_max"], True)):
+            for label, sd, heavy in (("measured", s["seed_sd"], False), ("measured_max", s["seed_sd_max"], False),
+                                     ("pessimistic_heavy_tailed", PESSIMISTIC, True)):
                 out["claim1"][f"n{n}/{truth}/{label}"] = claim1_error(truth, n, reps, sd, s["eval_noise"], heavy)
         for truth in CLAIM2:
             out["claim2"][f"n{n}/{truth}"] = claim2_error(truth, n, reps, s["rho_sd"])

@@ -140,9 +140,10 @@ def _why_undecided(q: np.ndarray, mean: float, hi: float, n_events: int, n_unkno
         reasons.append(f"collapse undecided on {n_unknown} seed(s) (classifiers disagree or too few confident samples)")
         need.append("more samples per evaluation, or longer training so that samples become recognisable")
     if mean < WORK_Q <= hi:
-        reasons.append(f"mean normalised quality {mean:.2f} < {WORK_Q}, but its bound {hi:.2f} is not")
+        reasons.append(f"mean normalised quality {mean:.3f} < {WORK_Q}, but its bound {hi:.3f} is not")
         n = seeds_needed(q, WORK_Q - mean, alpha)
-        need.append(f"about {n} seeds at this spread" if n else "a smaller seed-to-seed spread (more seeds will not do)")
+        need.append(f"about {n} seeds at this spread" if n else f"more than {MAX_SEEDS} seeds at this spread, or "
+                    "longer training to move the mean away from the threshold")
     elif WORK_Q <= mean <= FAIL_Q:
         reasons.append(f"mean normalised quality {mean:.2f} between {WORK_Q} and {FAIL_Q}")
     return "; ".join(reasons) or "no branch of the rule applies", need
@@ -184,7 +185,10 @@ def cell_states(ev: pd.DataFrame, alpha: float) -> dict[str, CellState]:
         s = cell_state(done["q"].to_numpy(float), len(finished), events, unknown, list(done["converged"]), alpha)
         if s.state == "undecided" and (done["converged"] == False).any():  # noqa: E712
             it = iterations_needed(done)
+            total = float(np.nanmax(done["gen_iters_total"]))
+            trend = float(np.nanmedian(done["trend"]))
             s.need.append(f"about {it} more generator iterations at the current trend" if it else
-                          "longer training (still improving)")
+                          f"longer training (≥ {2 * total:.0f} generator iterations): the late trend still improves "
+                          f"{trend:.3f} per quarter of training, converged is ≤ {E.CONV_TOL}")
         out[cell] = s
     return out
