@@ -142,7 +142,9 @@ def test_cell_state_branches():
     s = cell_state(np.array([0.2]), 3, 2, 0, conv[:1])
     assert (s.state, s.why) == ("fails", "2 of 3 seeds diverged or collapsed")
     s = cell_state(np.array([0.30, 0.31, 0.32]), 3, 0, 0, conv)
-    assert s.state == "works" and s.q_hi == pytest.approx(0.31 + 2.919986 * 0.01 / np.sqrt(3), abs=1e-5)
+    from scipy import stats
+    from study.report.outcomes import ALPHA
+    assert s.state == "works" and s.q_hi == pytest.approx(0.31 + stats.t.ppf(1 - ALPHA, 2) * 0.01 / np.sqrt(3))
     assert cell_state(np.array([0.95, 0.97, 0.99]), 3, 0, 0, conv).state == "fails"
     s = cell_state(np.array([0.95, 0.97, 0.99]), 3, 0, 0, [True, False, True])
     assert s.state == "undecided" and "not every seed converged" in s.why
