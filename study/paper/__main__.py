@@ -114,10 +114,10 @@ def paper(args: argparse.Namespace, argv: Optional[list[str]]) -> int:
     t_start = time.perf_counter()
     runs_root = runs_dir(args.scale, args.runs)
     names = list(dict.fromkeys(s for f in figures for s in FIGURES[f].sweeps))
-    ensure_dir(args.out, "--out")
     if not args.no_run:
-        ensure_dir(runs_root, "--runs" if args.runs else "runs directory", "choose one with --runs")
         check_data(names, args)
+        ensure_dir(runs_root, "--runs" if args.runs else "runs directory", "choose one with --runs")
+    ensure_dir(args.out, "--out")
     rc, walls = (0, {}) if args.no_run else run_sweeps(names, args, runs_root)
     if rc not in (0, 1):
         return rc  # the sweep printed its one-line reason (bad spec, interrupted, ...)
