@@ -7,6 +7,7 @@
 
 Results of the last run of each benchmark are kept in benchmarks/results.json, so `--only` updates
 part of RESULTS.md and keeps the rest (each section says when and under which load it was measured).
+Errors are one line on stderr with the exit codes of study/cli.py (2: bad input, 130: interrupted).
 """
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from pathlib import Path
 
 from benchmarks.common import REPO, load_average
 from benchmarks.render import render
+from study.cli import run as run_cli
+from study.config import UserError
+from study.io import write_text
 
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "results.json"
@@ -64,8 +68,32 @@ def run_one(name: str, extra: list[str]) -> dict:
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints the whole usage)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def read_json_object(path: Path, prefix: str = "", last_line: bool = False) -> dict:
+    """The JSON object in `path` (or its last line starting with '{'); one-line UserError otherwise."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as e:
+        raise UserError(f"{prefix}{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{prefix}{path}: not UTF-8 text") from None
+    lines = [ln for ln in text.splitlines() if ln.startswith("{")] if last_line else [text]
+    try:
+        obj = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        obj = None
+    if not isinstance(obj, dict):
+        raise UserError(f"{prefix}{path}: no JSON object" + (" line (the output of a benchmark, e.g. "
+                        "python -m benchmarks.gpu > gpu.json)" if last_line else "; restore it with git checkout"))
+    return obj
+
+
 def parse(argv=None):
-    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    p = _Parser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     p.add_argument("--only", help=f"comma list of {', '.join(BENCHMARKS)}")
     p.add_argument("--wait-load", type=float, help="before each benchmark wait until the 1-minute load is below this")
     p.add_argument("--wait-max", type=float, default=1800, help="longest wait for a quiet machine, seconds")
@@ -74,28 +102,38 @@ def parse(argv=None):
                    help="take one benchmark's JSON output from a file (e.g. gpu measured on a lent GPU machine)")
     p.add_argument("--args", action="append", default=[], metavar="NAME=ARGS",
                    help="extra arguments for one benchmark, e.g. --args 'step_overhead=--repeats 5'")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     return p.parse_args(argv)
+
+
+def check_name(name: str, flag: str) -> None:
+    if name not in BENCHMARKS:
+        raise UserError(f"{flag}: unknown benchmark '{name}' (known: {', '.join(BENCHMARKS)})")
 
 
 def main(argv=None) -> int:
     args = parse(argv)
-    results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    return run_cli("python -m benchmarks.run", lambda: bench(args), args.debug)
+
+
+def bench(args: argparse.Namespace) -> int:
+    results = read_json_object(RESULTS_JSON) if RESULTS_JSON.exists() else {}
     for m in args.merge:
         name, _, path = m.partition("=")
-        lines = [ln for ln in Path(path).read_text().splitlines() if ln.startswith("{")]
-        results[name] = json.loads(lines[-1]) | {"_run": {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "merged_from": path}}
-        RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
+        check_name(name, "--merge")
+        results[name] = read_json_object(Path(path), f"--merge {name}: ", last_line=True) | {
+            "_run": {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "merged_from": path}}
+        write_text(RESULTS_JSON, json.dumps(results, indent=1) + "\n")
         args.render = True
     if not args.render:
         extra = {}
         for a in args.args:
             name, _, rest = a.partition("=")
+            check_name(name, "--args")
             extra[name] = rest.split()
         names = args.only.split(",") if args.only else list(BENCHMARKS)
         for name in names:
-            if name not in BENCHMARKS:
-                print(f"unknown benchmark '{name}' (known: {', '.join(BENCHMARKS)})", file=sys.stderr)
-                return 2
+            check_name(name, "--only")
         for name in names:
             if args.wait_load:
                 wait_for_quiet(args.wait_load, args.wait_max)
@@ -107,8 +145,8 @@ def main(argv=None) -> int:
                 continue
             results[name] = new
             print(json.dumps(results[name]), flush=True)
-            RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
-    RESULTS_MD.write_text(render(results))
+            write_text(RESULTS_JSON, json.dumps(results, indent=1) + "\n")
+    write_text(RESULTS_MD, render(results))
     print(f"[benchmarks] wrote {RESULTS_MD.relative_to(REPO)}", file=sys.stderr)
     return 0
 

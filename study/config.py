@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError,
+                      field_validator, model_validator)
 
 from study.registry import UnknownName
 
@@ -35,6 +36,15 @@ def _known_name(registry: Any, name: str) -> str:
     return name
 
 
+# Wrong types are errors, never conversions: `gen_iters: true` is not 1, `batch_size: "64"` is not 64, and a
+# float must be a finite number (`clip: .inf` would train a WGAN without clipping). An int is a number too.
+Int = StrictInt
+Bool = StrictBool
+Float = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+Beta = Annotated[StrictFloat, Field(ge=0, lt=1, allow_inf_nan=False)]  # Adam's moment decays live in [0, 1)
+MAX_BATCH = 16384       # far above any GAN batch; 1e9 would ask for gigabytes before the first step
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -43,9 +53,9 @@ class DataConfig(_Strict):
     name: str = "mnist5k"
     image_size: Literal[16, 32, 64] = 32          # images only; toys are 2-D points
     root: Optional[str] = None                    # torchvision data sets and image_folder
-    download: bool = False                        # torchvision data sets only, never implicit
-    holdout: int = Field(1000, ge=0)              # held-out real examples for metrics (mnist5k: 100 per class)
-    synthetic_size: int = Field(65536, gt=0)      # size of generated training sets (toys, stacked MNIST)
+    download: Bool = False                        # torchvision data sets only, never implicit
+    holdout: Int = Field(1000, ge=0)              # held-out real examples for metrics (mnist5k: 100 per class)
+    synthetic_size: Int = Field(65536, gt=0)      # size of generated training sets (toys, stacked MNIST)
 
     @field_validator("name")
     @classmethod
@@ -55,10 +65,10 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    nz: int = Field(100, gt=0)                    # noise dimension (the toys use 2)
-    width: int = Field(64, gt=0)                  # DCGAN ngf = ndf
-    mlp_width: int = Field(512, gt=0)             # the paper's MLP: 4 x 512
-    extra_layers: int = Field(0, ge=0)            # DCGAN extra 3x3 conv layers (reference code's --n_extra_layers)
+    nz: Int = Field(100, gt=0)                    # noise dimension (the toys use 2)
+    width: Int = Field(64, gt=0)                  # DCGAN ngf = ndf
+    mlp_width: Int = Field(512, gt=0)             # the paper's MLP: 4 x 512
+    extra_layers: Int = Field(0, ge=0)            # DCGAN extra 3x3 conv layers (reference code's --n_extra_layers)
 
 
 class BackbonePair(_Strict):
@@ -78,44 +88,45 @@ class BackbonePair(_Strict):
 
 class _Optim(_Strict):
     optimizer: Literal["adam", "rmsprop"]
-    lr: float = Field(gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)     # Adam only (reference code's --adam uses beta1 = 0.5)
+    lr: Float = Field(gt=0)
+    betas: tuple[Beta, Beta] = (0.5, 0.999)     # Adam only (reference code's --adam uses beta1 = 0.5)
 
 
 class GanConfig(_Optim):
     optimizer: Literal["adam", "rmsprop"] = "adam"
-    lr: float = Field(2e-4, gt=0)
+    lr: Float = Field(2e-4, gt=0)
     generator_loss: Literal["non_saturating", "minimax"] = "non_saturating"   # paper's baseline: -log D
-    d_steps: int = Field(1, gt=0)
+    d_steps: Int = Field(1, gt=0)
 
 
 class WganConfig(_Optim):
     optimizer: Literal["adam", "rmsprop"] = "rmsprop"
-    lr: float = Field(5e-5, gt=0)
-    clip: float = Field(0.01, gt=0)
-    n_critic: int = Field(5, gt=0)
+    lr: Float = Field(5e-5, gt=0)
+    clip: Float = Field(0.01, gt=0)
+    n_critic: Int = Field(5, gt=0)
     # Reference code: 100 critic steps while gen_iter < 25 or gen_iter % 500 == 0.
-    warmup: bool = True
-    warmup_critic: int = Field(100, gt=0)
-    warmup_iters: int = Field(25, ge=0)
-    warmup_every: int = Field(500, gt=0)
+    warmup: Bool = True
+    warmup_critic: Int = Field(100, gt=0)
+    warmup_iters: Int = Field(25, ge=0)
+    warmup_every: Int = Field(500, gt=0)
 
 
 class TrainConfig(_Strict):
-    gen_iters: int = Field(2000, gt=0)            # generator iterations: the step axis of everything
-    batch_size: int = Field(64, gt=0)
-    checkpoint_every: int = Field(250, gt=0)      # generator iterations between checkpoints
-    keep_checkpoints: int = Field(2, gt=0)        # >1 so a corrupt last checkpoint can fall back
+    gen_iters: Int = Field(2000, gt=0)            # generator iterations: the step axis of everything
+    batch_size: Int = Field(64, gt=0, le=MAX_BATCH)
+    checkpoint_every: Int = Field(250, gt=0)      # generator iterations between checkpoints
+    keep_checkpoints: Int = Field(2, gt=0)        # >1 so a corrupt last checkpoint can fall back
 
 
 class EvalConfig(_Strict):
-    every: int = Field(500, ge=0)                 # 0: only at the end
-    num_samples: int = Field(2000, gt=0)          # N for FID/KID: fixed across a sweep (FID is biased in N)
+    every: Int = Field(500, ge=0)                 # 0: only at the end
+    num_samples: Int = Field(2000, ge=2)          # N for FID/KID: fixed across a sweep (FID is biased in N);
+                                                  # FID fits a covariance, so at least 2
     extractors: list[str] = ["domain"]            # "domain" (CPU default) and/or "inception"
     inception_weights: Optional[str] = None       # torch-fidelity feature_extractor_weights_path
-    grid_size: int = Field(64, gt=0)              # fixed-noise samples in each grid
-    w1_points: int = Field(1000, gt=0)            # exact optimal transport on toys, per draw
-    w1_draws: int = Field(3, gt=0)
+    grid_size: Int = Field(64, gt=0)              # fixed-noise samples in each grid
+    w1_points: Int = Field(1000, gt=0)            # exact optimal transport on toys, per draw
+    w1_draws: Int = Field(3, gt=0)
 
     @field_validator("extractors")
     @classmethod
@@ -129,7 +140,7 @@ class EvalConfig(_Strict):
 class TrialConfig(_Strict):
     loss: Literal["gan", "wgan"] = "wgan"
     backbone: BackbonePair = Field("dcgan", validate_default=True)  # a name means both G and D
-    seed: int = Field(0, ge=0)
+    seed: Int = Field(0, ge=0)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
@@ -138,8 +149,8 @@ class TrialConfig(_Strict):
     wgan: WganConfig = WganConfig()
     # AC-GAN / AC-WGAN (Odena et al. 2017): G(z * embed(y)), a class head beside the critic's output,
     # and class_weight x cross-entropy of that head added to both players' losses.
-    conditional: bool = False
-    class_weight: float = Field(1.0, ge=0)
+    conditional: Bool = False
+    class_weight: Float = Field(1.0, ge=0)
 
     @field_validator("backbone", mode="before")
     @classmethod

@@ -1,18 +1,23 @@
 """Where trials run: long-lived local worker processes (one per GPU, or CPU workers with torch
 threads divided between them), or Ray tasks on a cluster. Both report the same events:
-('start', trial_id), ('progress', trial_id, gen_iter), ('done', trial_id, status)."""
+('start', trial_id, ...), ('progress', trial_id, gen_iter), ('done', trial_id, status)."""
 from __future__ import annotations
 
 import ctypes
 import functools
 import multiprocessing as mp
 import os
-import queue
 import signal
 import time
+from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
+
+from study.cli import STOP_SIGNALS
+from study.config import UserError
 
 Event = tuple  # (kind, trial_id, *payload)
 
@@ -60,7 +65,23 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker(slot: Slot, cache_dir: Optional[str], tasks: mp.Queue, events: mp.Queue) -> None:
+@contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """While a worker is spawned: it inherits this mask, so a Ctrl-C cannot reach it before it has set
+    SIGINT aside (a KeyboardInterrupt traceback from a half-started worker); in the sweep itself the
+    signal waits until the worker is registered and can be stopped."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _worker(slot: Slot, cache_dir: Optional[str], conn: Connection) -> None:
+    """Asks for one task at a time over its own pipe and reports events on it. Ctrl-C goes to the whole
+    process group, but stopping is the sweep's job (it kills workers: trials resume as after kill -9)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     t0 = time.perf_counter()
     _die_with_parent()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # numpy/scipy BLAS too,
@@ -69,70 +90,144 @@ def _worker(slot: Slot, cache_dir: Optional[str], tasks: mp.Queue, events: mp.Qu
     if device.startswith("cuda"):  # before torch is imported: the worker sees exactly its GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":")[1]
         device = "cuda:0"
+    import threading
+
     import torch
+    import tqdm
     torch.set_num_threads(slot.threads)
+    # tqdm (inside torch-fidelity) otherwise makes a multiprocessing semaphore, which a killed worker
+    # leaks: Python's resource tracker then warns about it after every interrupted sweep
+    tqdm.tqdm.set_lock(threading.RLock())
+    from study.cli import describe_os_error
     from study.config import TrialConfig
     from study.trial import WorkerContext, run_trial
     ctx = WorkerContext(Path(cache_dir) if cache_dir else None)
-    events.put(("ready", None, time.perf_counter() - t0))
-    while (task := tasks.get()) is not None:
-        trial_id, cfg, trial_dir = task
-        events.put(("start", trial_id, os.getpid()))
-        res = run_trial(TrialConfig.model_validate(cfg), Path(trial_dir), device, ctx,
-                        progress=lambda it, tid=trial_id: events.put(("progress", tid, it)))
-        events.put(("done", trial_id, res["status"]))
+    try:
+        conn.send(("ready", None, time.perf_counter() - t0))
+        while (task := conn.recv()) is not None:
+            trial_id, cfg, trial_dir = task
+            conn.send(("start", trial_id, os.getpid()))
+            try:
+                res = run_trial(TrialConfig.model_validate(cfg), Path(trial_dir), device, ctx,
+                                progress=lambda it, tid=trial_id: conn.send(("progress", tid, it)))
+            except OSError as e:  # run_trial records the trial's own errors: this is the disk (e.g. full)
+                conn.send(("fatal", trial_id, describe_os_error(e)))
+                return
+            conn.send(("done", trial_id, res["status"]))
+    except (EOFError, BrokenPipeError, ConnectionResetError):  # the sweep is gone: so are we
+        return
+
+
+class WorkerFailure(UserError):
+    """A worker cannot go on (e.g. the disk is full): the sweep stops with this one line."""
+
+
+@dataclass
+class _Proc:
+    process: Any              # a spawned multiprocessing Process
+    conn: Connection          # the sweep's end of the worker's pipe
+    slot: Slot
+    trial: Optional[str] = None   # the trial it runs now
+    ready: bool = False
 
 
 def run_local(tasks: list[tuple[str, dict, str]], slots: list[Slot], cache_dir: Optional[str],
               on_worker_death: Callable[[str, str], None]) -> Iterator[Event]:
-    """Run tasks (trial_id, config dict, trial_dir) on worker processes; yields events.
-    A worker that dies mid-trial (e.g. killed for memory) gets its trial recorded as failed through
-    `on_worker_death` and is replaced."""
+    """Run tasks (trial_id, config dict, trial_dir) on worker processes; yields events ('ready', None,
+    seconds), ('start', id, pid), ('progress', id, gen_iter), ('done', id, status).
+
+    Each worker has its own pipe and gets its next task only when it asks for one: nothing waits in a
+    pipe, so a sweep of any size stops at once (closing this generator kills the workers; interrupted
+    trials resume from their checkpoints). A worker that dies mid-trial (e.g. killed for memory) gets its
+    trial recorded as failed through `on_worker_death` and is replaced; one that reports a problem of the
+    machine (a full disk) stops the sweep with WorkerFailure."""
     ctx = mp.get_context("spawn")  # CUDA cannot be forked; spawn also gives each worker clean state
-    task_q, event_q = ctx.Queue(), ctx.Queue()
-    for t in tasks:
-        task_q.put(t)
-    slots = slots[:max(1, len(tasks))]
-    for _ in slots:
-        task_q.put(None)
-    procs = {i: ctx.Process(target=_worker, args=(s, cache_dir, task_q, event_q), daemon=True)
-             for i, s in enumerate(slots)}
-    for p in procs.values():
-        p.start()
-    running: dict[int, str] = {}  # pid -> trial_id
-    remaining = len(tasks)
+    pending = deque(tasks)
+    procs: list[_Proc] = []
+
+    def start(slot: Slot) -> None:
+        mine, theirs = ctx.Pipe()
+        p = ctx.Process(target=_worker, args=(slot, cache_dir, theirs), daemon=True)
+        with _stop_signals_blocked():
+            p.start()
+            procs.append(_Proc(p, mine, slot))
+        theirs.close()
+
+    def feed(w: _Proc) -> None:
+        task = pending.popleft() if pending else None
+        w.trial = task[0] if task else None
+        try:
+            w.conn.send(task)
+        except OSError:  # it died meanwhile: its sentinel says so below
+            pass
+
+    finished = False
     try:
-        while remaining:
-            try:
-                ev = event_q.get(timeout=0.5)
-            except queue.Empty:
-                ev = None
-            if ev is not None:
-                if ev[0] == "start":
-                    running[ev[2]] = ev[1]
-                elif ev[0] == "done":
-                    running = {pid: t for pid, t in running.items() if t != ev[1]}
-                    remaining -= 1
-                yield ev
-                continue
-            for i, p in list(procs.items()):
-                if p.is_alive() or p.exitcode == 0:
-                    continue
-                trial = running.pop(p.pid, None)
-                if trial is not None:
-                    on_worker_death(trial, f"worker process died (exit code {p.exitcode}"
-                                           f"{': killed, e.g. out of memory' if p.exitcode == -9 else ''})")
-                    remaining -= 1
-                    yield ("done", trial, "failed")
-                task_q.put(None)  # the replacement needs its own stop marker
-                procs[i] = ctx.Process(target=_worker, args=(slots[i], cache_dir, task_q, event_q), daemon=True)
-                procs[i].start()
+        for slot in slots[:len(tasks)]:
+            start(slot)
+        while pending or any(w.trial for w in procs):
+            ready = set(wait([w.conn for w in procs] + [w.process.sentinel for w in procs], timeout=1.0))
+            for w in list(procs):
+                for ev in _received(w.conn) if w.conn in ready else []:
+                    if ev[0] == "fatal":
+                        raise WorkerFailure(ev[2])
+                    if ev[0] in ("ready", "done"):
+                        w.ready = True
+                        feed(w)
+                    yield ev
+                if w.process.sentinel in ready or not w.process.is_alive():
+                    yield from _buried(w, procs, on_worker_death)
+                    if pending:
+                        start(w.slot)
+        finished = True
     finally:
-        for p in procs.values():
-            if p.is_alive():
-                p.terminate()
-        for p in procs.values():
-            p.join(timeout=5)
+        _stop(procs, kill=not finished)
+
+
+def _received(conn: Connection) -> list[Event]:
+    """Every event the worker has sent so far (it may have exited since; what it sent is still there)."""
+    out = []
+    try:
+        while conn.poll():
+            out.append(conn.recv())
+    except (EOFError, OSError):
+        pass
+    return out
+
+
+def _buried(w: _Proc, procs: list[_Proc], on_worker_death: Callable[[str, str], None]) -> Iterator[Event]:
+    """A worker that exited: its last events, then its trial recorded as failed if it had one."""
+    w.process.join()
+    procs.remove(w)
+    for ev in _received(w.conn):
+        if ev[0] == "fatal":
+            raise WorkerFailure(ev[2])
+        if ev[0] == "done":
+            w.trial = None
+        yield ev
+    w.conn.close()
+    code = w.process.exitcode
+    if not w.ready and code != 0:
+        raise WorkerFailure(f"a worker process exited while starting (exit code {code}); "
+                            "run with --workers 1 --debug to see why")
+    if w.trial is not None:
+        on_worker_death(w.trial, f"worker process died (exit code {code}"
+                                 f"{': killed, e.g. out of memory' if code == -signal.SIGKILL else ''})")
+        yield ("done", w.trial, "failed")
+
+
+def _stop(procs: list[_Proc], kill: bool) -> None:
+    """Normal end: workers were told to stop and exit by themselves. Otherwise (an interrupt or an error)
+    kill them at once: a killed trial resumes from its last checkpoint, exactly as after kill -9."""
+    for w in procs:
+        if kill and w.process.is_alive():
+            w.process.kill()
+    for w in procs:
+        w.process.join(timeout=5)
+        if w.process.is_alive():
+            w.process.kill()
+            w.process.join(timeout=5)
+        w.conn.close()
 
 
 def run_ray(tasks: list[tuple[str, dict, str]], slots: list[Slot], cache_dir: Optional[str]) -> Iterator[Event]:
@@ -141,7 +236,6 @@ def run_ray(tasks: list[tuple[str, dict, str]], slots: list[Slot], cache_dir: Op
     try:
         import ray
     except ImportError:
-        from study.config import UserError
         raise UserError("--executor ray: ray is not installed (pip install 'wgan-study[ray]')") from None
     try:
         ray.init(address="auto", ignore_reinit_error=True, log_to_driver=False)
@@ -156,17 +250,24 @@ def run_ray(tasks: list[tuple[str, dict, str]], slots: list[Slot], cache_dir: Op
     for trial_id, cfg, tdir in tasks:
         refs[remote.remote(cfg, tdir, "cuda" if gpus else "cpu", slots[0].threads, cache_dir)] = trial_id
         yield ("start", trial_id, None)
-    while refs:
-        done, _ = ray.wait(list(refs), num_returns=1)
-        trial_id = refs.pop(done[0])
-        try:
-            status = ray.get(done[0])
-        except Exception as e:  # the task's process died: record it like a local worker death
-            status = "failed"
-            from study.io import write_json
-            write_json(Path(dict((t[0], t[2]) for t in tasks)[trial_id]) / "result.json",
-                       {"trial_id": trial_id, "status": "failed", "error": f"ray task failed: {type(e).__name__}"})
-        yield ("done", trial_id, status)
+    try:
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            trial_id = refs.pop(done[0])
+            try:
+                status = ray.get(done[0])
+            except Exception as e:  # the task's process died: record it like a local worker death
+                status = "failed"
+                from study.io import write_json
+                write_json(Path(dict((t[0], t[2]) for t in tasks)[trial_id]) / "result.json",
+                           {"trial_id": trial_id, "status": "failed", "error": f"ray task failed: {type(e).__name__}"})
+            yield ("done", trial_id, status)
+    finally:  # interrupted or failed: stop what is still running (it resumes from its checkpoint next time)
+        for ref in refs:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:
+                pass
 
 
 @functools.lru_cache(maxsize=None)

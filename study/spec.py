@@ -21,6 +21,7 @@ from study.config import BackbonePair, ConfigError, TrialConfig, explain
 
 SPEC_KEYS = ("base", "description", "grid", "name", "zip")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MAX_NAME = 100  # the name becomes runs/<name> and reports/<name>: well under a file name's 255 bytes
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -34,6 +35,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 raise ConfigError("", "", f"duplicate key '{key}' at line {key_node.start_mark.line + 1}")
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.1 (PyYAML) reads 5e-5 as the string '5e-5' (it wants a dot: 5.0e-5). Floats are strictly typed, so
+# read exponent forms as the numbers everybody means (as YAML 1.2 does); a quoted "5e-5" stays a string.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 
 
 def parse_yaml(text: str, where: str) -> Any:
@@ -79,6 +87,31 @@ def apply_set(doc: dict, assignments: list[str]) -> dict:
     return doc
 
 
+def nest_dotted(base: dict, where: str) -> dict:
+    """`base: {train.gen_iters: 5}` means `base: {train: {gen_iters: 5}}`, as axes are dotted keys too.
+    A setting given both ways (or a dotted key under a non-mapping) is an error, not a silent choice."""
+    out: dict = {}
+    for key, value in base.items():
+        node, parts = out, str(key).split(".")
+        for i, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(where, f"base.{key}", f"'{'.'.join(parts[:i + 1])}' is not a mapping")
+        last = parts[-1]
+        if isinstance(value, dict):
+            value = nest_dotted(value, where)
+            if isinstance(node.get(last), dict):  # train: {...} and train.gen_iters: both add to train
+                dup = set(node[last]) & set(value)
+                if dup:
+                    raise ConfigError(where, f"base.{'.'.join(parts)}.{sorted(dup)[0]}", "given twice")
+                node[last].update(value)
+                continue
+        if last in node:
+            raise ConfigError(where, f"base.{key}", "given twice (once dotted, once nested)")
+        node[last] = value
+    return out
+
+
 def set_dotted(d: dict, key: str, value: Any) -> None:
     *path, last = key.split(".")
     for part in path:
@@ -110,12 +143,17 @@ def load_spec(path: Path, sets: list[str] = ()) -> tuple[dict, list[Trial]]:
     """Validated spec document (after --set) and its trials. Raises ConfigError for any user error."""
     where = str(path)
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as e:
         raise ConfigError(where, "", f"cannot read ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(where, "", f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+                                     "a spec is a YAML text file") from None
     doc = parse_yaml(text, where)
     if not isinstance(doc, dict):
         raise ConfigError(where, "", f"expected a mapping with keys {', '.join(SPEC_KEYS)}")
+    if isinstance(doc.get("base"), dict):  # nested before --set, so --set base.train.gen_iters wins over a dotted key
+        doc["base"] = nest_dotted(doc["base"], where)
     doc = apply_set(doc, list(sets))
     for key in doc:
         if key not in SPEC_KEYS:
@@ -123,10 +161,14 @@ def load_spec(path: Path, sets: list[str] = ()) -> tuple[dict, list[Trial]]:
     name = doc.get("name", Path(path).stem)
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ConfigError(where, "name", f"must be a plain name of letters, digits, '_', '-', '.' (got {name!r})")
+    if len(name) > MAX_NAME:
+        raise ConfigError(where, "name", f"at most {MAX_NAME} characters (got {len(name)}): it names the "
+                                         "output directory runs/<name>")
     doc["name"] = name
     base = doc.get("base") or {}
     if not isinstance(base, dict):
         raise ConfigError(where, "base", "must be a mapping of trial settings")
+    base = doc["base"] = nest_dotted(base, where)
     try:
         TrialConfig.model_validate(base)
     except ValidationError as err:

@@ -2,7 +2,8 @@
 
 Completed (and diverged) trials are skipped on a re-run, interrupted ones resume from their last
 checkpoint, failed ones re-run only with --retry-failed. Exit code: 0 when no trial failed, 1 when
-some did, 2 for bad input (one line on stderr, nothing run).
+some did, 2 for bad input or an unusable environment (one line on stderr), 130 when interrupted
+(Ctrl-C or SIGTERM: run the same command again to resume); see study/cli.py.
 """
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ import fcntl
 import os
 import sys
 import time
+from collections import Counter
+from contextlib import closing
 from pathlib import Path
 from typing import Optional
 
-import yaml
-
+from study.cli import FAILED, INTERRUPTED, OK, Interrupted
+from study.cli import run as run_cli
 from study.config import UserError
-from study.io import write_json, write_yaml
+from study.io import ensure_dir, write_json, write_yaml
 from study.spec import Trial, load_spec, varied_value
 
 DISPLAY_INTERVAL_S = 10.0  # progress lines when stderr is not a terminal
+RESULTS_INTERVAL_S = 2.0   # results.csv is rewritten at most this often while trials finish (and at the end)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,8 +45,11 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--trials-per-device", type=int,
                    help="trials sharing one GPU (default: CPU cores per GPU // 2, at most 8; see benchmarks/RESULTS.md)")
     p.add_argument("--retry-failed", action="store_true", help="re-run trials whose status is failed")
-    p.add_argument("--report", action="store_true", help="write the report (python -m study.report) afterwards")
+    p.add_argument("--report", action="store_true",
+                   help="write the report (python -m study.report) afterwards: to OUT/report with --out, "
+                        "else reports/<name>")
     p.add_argument("--cache-dir", help="feature/classifier cache (default $WGAN_STUDY_CACHE or ~/.cache/wgan-study)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     return p.parse_args(argv)
 
 
@@ -94,16 +101,6 @@ class Lock:
             os.close(fd)
 
 
-def prepare_out(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"--out {out}: not writable ({e.strerror})") from None
-
-
 def trial_table(trials: list[Trial]) -> str:
     keys = list(trials[0].varied) if trials else []
     rows = [["trial_id", *keys]] + [[t.id, *(str(varied_value(t.varied[k])) for k in keys)] for t in trials]
@@ -148,26 +145,70 @@ class Progress:
         sys.stderr.flush()
 
 
-def todo(trials: list[Trial], out: Path, retry_failed: bool) -> tuple[list[Trial], int]:
-    from study.trial import DONE, read_result
-    run, skipped = [], 0
+def todo(trials: list[Trial], out: Path, retry_failed: bool) -> tuple[list[Trial], int, list[str]]:
+    """(trials to run, trials skipped, trials whose result.json was damaged). A damaged result.json is set
+    aside (renamed result.json.damaged) and its trial runs again: it resumes from its last checkpoint, so
+    a finished trial comes back with the same numbers."""
+    from study.results import DONE, load_result
+    run, skipped, damaged = [], 0, []
     for t in trials:
-        res = read_result(out / t.id)
+        res, problem = load_result(out / t.id)
+        if problem:
+            damaged.append(t.id)
+            try:
+                (out / t.id / "result.json").rename(out / t.id / "result.json.damaged")
+            except OSError:
+                pass  # the re-run replaces it anyway
         status = res.get("status") if res else None
         if status in DONE or (status == "failed" and not retry_failed):
             skipped += 1
         else:
             run.append(t)
-    return run, skipped
+    return run, skipped, damaged
+
+
+def keep_spec(out: Path, doc: dict) -> None:
+    """sweep.yaml is the spec as run; a different (or unreadable) earlier one is kept under a dated name."""
+    from study.results import read_yaml
+    path = out / "sweep.yaml"
+    if path.exists():
+        old, problem = read_yaml(path)
+        if old != doc:
+            kept = path.rename(out / f"sweep.{time.strftime('%Y%m%d-%H%M%S')}.yaml")
+            if problem:
+                print(f"{path}: {problem}; kept as {kept.name}, the spec as run is written anew", file=sys.stderr)
+    write_yaml(path, doc)
+
+
+def preflight(args: argparse.Namespace, trials: list[Trial], out: Path) -> None:
+    """Everything that can be checked before any trial runs; UserError (one line) otherwise."""
+    from study.data import DataError, check_available
+    for data_json in sorted({t.config.data.model_dump_json() for t in trials}):
+        try:
+            check_available(trials[0].config.data.model_validate_json(data_json))
+        except DataError as e:
+            raise UserError(f"{args.spec}: {e}") from None
+    import torch
+    check_devices(args.devices, torch.cuda.device_count())
+    from study.eval.evaluator import default_cache_dir
+    if args.cache_dir:
+        ensure_dir(Path(args.cache_dir).expanduser(), "--cache-dir")
+    else:
+        ensure_dir(default_cache_dir(), "cache directory ($WGAN_STUDY_CACHE or ~/.cache/wgan-study)",
+                   "choose one with --cache-dir")
+    if args.out:
+        ensure_dir(out, "--out")
+    else:
+        ensure_dir(out, f"output directory (from the name in {args.spec})", "choose one with --out")
+
+
+def listed(ids: list[str], n: int = 3) -> str:
+    return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
-    try:
-        return sweep(args)
-    except UserError as e:
-        print(str(e), file=sys.stderr)
-        return 2
+    return run_cli("python -m study.sweep", lambda: sweep(args), args.debug)
 
 
 def sweep(args: argparse.Namespace) -> int:
@@ -175,30 +216,29 @@ def sweep(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')}: must be at least 1 (got {getattr(args, flag)})")
     doc, trials = load_spec(args.spec, args.sets)
-    out = args.out or Path("runs") / doc["name"]
+    name = doc["name"]
+    out = args.out or Path("runs") / name
     if args.dry_run:
         print(f"{len(trials)} trials -> {out}/\n{trial_table(trials)}")
-        return 0
-    from study.data import check_available
-    for data_json in sorted({t.config.data.model_dump_json() for t in trials}):
-        check_available(trials[0].config.data.model_validate_json(data_json))
+        return OK
+    preflight(args, trials, out)
     import torch
-    n_gpus = torch.cuda.device_count()
-    check_devices(args.devices, n_gpus)
-    prepare_out(out)
-    from study.executors import plan_slots, run_local, run_ray
-    from study.results import write_results_csv
+    from study.executors import WorkerFailure, plan_slots, run_local, run_ray
+    from study.results import ResultsTable
     with Lock(out):
-        spec_path = out / "sweep.yaml"
-        if spec_path.exists() and yaml.safe_load(spec_path.read_text()) != doc:  # keep the old spec too
-            spec_path.rename(out / f"sweep.{time.strftime('%Y%m%d-%H%M%S')}.yaml")
-        write_yaml(spec_path, doc)
-        run, skipped = todo(trials, out, args.retry_failed)
-        slots = plan_slots(args.devices, args.workers, args.trials_per_device, os.cpu_count() or 1, n_gpus)
-        print(f"[{doc['name']}] {len(trials)} trials, {skipped} already done, {len(run)} to run on "
+        keep_spec(out, doc)
+        run, skipped, damaged = todo(trials, out, args.retry_failed)
+        table = ResultsTable(out, min_interval_s=RESULTS_INTERVAL_S)
+        table.write()
+        slots = plan_slots(args.devices, args.workers, args.trials_per_device, os.cpu_count() or 1,
+                           torch.cuda.device_count())
+        print(f"[{name}] {len(trials)} trials, {skipped} already done, {len(run)} to run on "
               f"{len(slots)} worker(s) ({slots[0].device}, {slots[0].threads} thread(s) each) -> {out}/",
               file=sys.stderr)
-        progress = Progress(doc["name"], len(trials), skipped, {t.id: t.config.train.gen_iters for t in trials})
+        if damaged:
+            print(f"[{name}] {len(damaged)} damaged result.json set aside as result.json.damaged, run again: "
+                  f"{listed(damaged)}", file=sys.stderr)
+        progress = Progress(name, len(trials), skipped, {t.id: t.config.train.gen_iters for t in trials})
         # longest first, so the last trial to finish is a short one (better packing on few workers)
         run.sort(key=lambda t: t.config.train.gen_iters * (1 + (t.config.wgan.n_critic if t.config.loss == "wgan"
                                                                 else t.config.gan.d_steps)), reverse=True)
@@ -210,25 +250,40 @@ def sweep(args: argparse.Namespace) -> int:
         events = (run_ray(tasks, slots, args.cache_dir) if args.executor == "ray"
                   else run_local(tasks, slots, args.cache_dir, worker_died))
         t0 = time.perf_counter()
-        for ev in events:
-            if ev[0] == "ready":
-                continue
-            progress.update(ev)
-            if ev[0] == "done":
-                write_results_csv(out)
+        try:
+            with closing(events):  # on any exception the executor stops its workers before we go on
+                for ev in events:
+                    if ev[0] == "ready":
+                        continue
+                    progress.update(ev)
+                    if ev[0] == "done":
+                        table.update(ev[1])
+                        table.write(force=False)
+        except WorkerFailure as e:  # e.g. the disk is full: what is finished is kept, the rest resumes later
+            raise UserError(f"[{name}] stopped: {e}") from None
+        except Interrupted as e:
+            if progress.tty:
+                sys.stderr.write("\n")
+            try:
+                table.write()
+            except OSError:
+                pass  # results.csv is rebuilt from the trial directories on the next run
+            print(f"[{name}] interrupted ({e}): {progress.done} of {len(trials)} trials done, the running ones "
+                  "resume from their last checkpoint; run the same command again to resume", file=sys.stderr)
+            return INTERRUPTED
         if progress.tty:
             sys.stderr.write("\n")
-        write_results_csv(out)
-        import pandas as pd
-        df = pd.read_csv(out / "results.csv")
-        mine = df[df["trial_id"].isin([t.id for t in trials])]
-        counts = mine["status"].value_counts().to_dict()
-        print(f"[{doc['name']}] {len(mine)} trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        table.write()
+        counts = Counter(table.rows[t.id]["status"] for t in trials if t.id in table.rows)
+        print(f"[{name}] {sum(counts.values())} trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
               + f" in {time.perf_counter() - t0:.0f} s -> {out}/results.csv", file=sys.stderr)
     if args.report:
-        from study.report import build_report
-        print(f"report: {build_report(out, None)}", file=sys.stderr)
-    return 1 if counts.get("failed", 0) else 0
+        from study.report import ReportError, build_report
+        try:  # beside the run directory it belongs to; runs/<name> keeps the default reports/<name>
+            print(f"report: {build_report(out, out / 'report' if args.out else None)}", file=sys.stderr)
+        except ReportError as e:
+            raise UserError(f"report: {e}") from None
+    return FAILED if counts.get("failed", 0) else OK
 
 
 if __name__ == "__main__":

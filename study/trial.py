@@ -3,7 +3,7 @@ evaluate, and write result.json. Everything a trial leaves behind is in its own 
 from __future__ import annotations
 
 import csv
-import json
+import errno
 import logging
 import math
 import os
@@ -23,11 +23,11 @@ from lightning_modules.backbones import build, make_conditional
 from study.callbacks import CheckpointCallback, EvalCallback, ProgressCallback
 from study.config import TrialConfig
 from study.data import DATASETS, Dataset, RealSampler, load_dataset
-from study.io import read_json, write_json, write_yaml
+from study.io import write_json, write_yaml
+from study.results import DONE, load_result  # noqa: F401  (DONE: the states a resumed sweep skips)
 
 log = logging.getLogger("wgan-study")
 FINAL_WINDOW = 101  # the paper median-filters loss curves over 101 iterations; final train values use it
-DONE = ("completed", "diverged")  # terminal states a resumed sweep skips
 
 
 class GenIterations:
@@ -122,10 +122,23 @@ def latest_checkpoint(ckpt_dir: Path) -> tuple[Optional[Path], int]:
                 return path, int(state["study"]["gen_iter"])
         except Exception:  # truncated or garbage file: keep it for inspection, use an older one
             pass
-        bad = path.with_suffix(".corrupt")
-        warnings.warn(f"{path}: corrupt checkpoint, set aside as {bad.name}; falling back to an older one")
-        path.rename(bad)
+        set_aside(path, "corrupt")
     return None, 0
+
+
+def set_aside(ckpt: Path, why: str) -> Path:
+    """Rename a checkpoint that cannot be resumed from to *.<why> (kept for inspection), with a warning."""
+    bad = ckpt.with_suffix(f".{why}")
+    ckpt.rename(bad)
+    older = any(ckpt.parent.glob("iter_*.ckpt"))
+    warnings.warn(f"{ckpt}: {why} checkpoint, set aside as {bad.name}; "
+                  + ("falling back to an older one" if older else "the trial starts afresh"))
+    return bad
+
+
+def _disk_full(e: BaseException) -> bool:
+    """Out of space is the machine's problem, not the trial's: the sweep stops instead of recording a failure."""
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _number(text: str) -> float | int:
@@ -176,7 +189,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
     t0 = time.perf_counter()
     result: dict[str, Any] = {"trial_id": cfg.trial_id(), "status": "failed", "error": None, "diverged_at": None,
                               "gen_iters": 0, "critic_iters": 0, "device": device, "versions": versions()}
-    module = evaluator_cb = None
+    module = evaluator_cb = ckpt = None
+    resume_step = 0
     try:
         data = ctx.dataset(cfg)
         real = RealSampler(data, cfg.train.batch_size, cfg.seed, device)
@@ -204,9 +218,15 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # any failure is a recorded result; the sweep goes on
+        if _disk_full(e):
+            raise
         oom = isinstance(e, (MemoryError, torch.OutOfMemoryError))
         result["error"] = ("out of memory: " if oom else "") + f"{type(e).__name__}: {e}".splitlines()[0]
         (trial_dir / "error.txt").write_text(traceback.format_exc())
+        if ckpt is not None and ckpt.exists() and (module is None or module.gen_iter <= resume_step):
+            # it failed before a step past the checkpoint (e.g. another optimizer's state: KeyError 'betas'):
+            # keep it out of the way, or every --retry-failed would load it and fail the same way
+            result["error"] += f" (resuming from {ckpt.name}, now set aside as {set_aside(ckpt, 'unusable').name})"
     if module is not None:
         module.flush_row()
         if module.logger is not None:
@@ -230,7 +250,5 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
 
 
 def read_result(trial_dir: Path) -> Optional[dict]:
-    try:
-        return read_json(trial_dir / "result.json")
-    except (OSError, json.JSONDecodeError):
-        return None
+    """result.json as a dict; None when there is none or it is damaged (study.results.load_result says how)."""
+    return load_result(trial_dir)[0]

@@ -3,7 +3,7 @@
 Reproduce the WGAN paper's figures: run (or reuse) the sweeps each figure needs, then build every figure's PNG
 and CSV and its FIGURES.md entry. Exit code: 0 when every figure was built from completed runs, 1 when some
 trial failed or a figure could not be built, 2 for bad input (one line on stderr; e.g. the LSUN folder of the
-full scale is missing).
+full scale is missing), 130 when interrupted (run the same command again: finished trials are reused).
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from study.paper.plan import FIGURES, SCALES
+from study.cli import run as run_cli
+from study.config import UserError
+from study.paper.plan import FIGURES, IMAGE_SWEEPS, SCALES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,6 +35,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--no-run", action="store_true", help="build figures from existing runs only; run no sweep")
     p.add_argument("--workers", type=int, help="worker processes per sweep (default: study.sweep's)")
     p.add_argument("--devices", default="auto", help="passed to study.sweep: auto | cpu | cuda:0,cuda:1")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     return p.parse_args(argv)
 
 
@@ -48,10 +51,10 @@ def run_sweeps(names: list[str], args: argparse.Namespace, runs_root: Path) -> t
         if args.workers:
             argv += ["--workers", str(args.workers)]
         t0 = time.perf_counter()
-        rc = sweep.main(argv)
+        rc = sweep.main(argv + (["--debug"] if args.debug else []))
         walls[name] = time.perf_counter() - t0
-        if rc == 2:
-            return 2, walls
+        if rc not in (0, 1):  # bad input, an interrupt: the sweep printed its one line
+            return rc, walls
         worst = max(worst, rc)
     return worst, walls
 
@@ -75,22 +78,49 @@ def command_line(fig_id: str, args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
+def check_data(names: list[str], args: argparse.Namespace) -> None:
+    """The sweeps' data, before any runs: a missing folder names the spec and says how to point at it."""
+    from study.data import DataError, check_available
+    from study.paper.plan import sweep_file, sweep_sets
+    from study.spec import load_spec
+    for name in names:
+        spec = sweep_file(name)
+        trials = load_spec(spec, sweep_sets(args.scale, name, args.data_root))[1]
+        for data in {t.config.data.model_dump_json(): t.config.data for t in trials}.values():
+            try:
+                check_available(data)
+            except DataError as e:
+                hint = (f"; pass --data-root DIR (a folder of LSUN bedroom images) for --scale {args.scale}"
+                        if name in IMAGE_SWEEPS and not args.data_root else "")
+                raise UserError(f"python -m study.paper: {spec}: {e}{hint}") from None
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
+    return run_cli("python -m study.paper", lambda: paper(args, argv), args.debug)
+
+
+def paper(args: argparse.Namespace, argv: Optional[list[str]]) -> int:
+    from study.io import ensure_dir
     from study.paper.common import PaperError
     from study.paper.figures_md import load_entries, make_entry, save_entry, write_markdown
     from study.paper.plan import resolve_figures, runs_dir, sweep_file, sweep_sets
     try:
         figures = resolve_figures(args.figure)
     except ValueError as e:
-        print(f"python -m study.paper: error: --figure: {e}", file=sys.stderr)
-        return 2
+        raise UserError(f"python -m study.paper: error: --figure: {e}") from None
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"python -m study.paper: error: --workers: must be at least 1 (got {args.workers})")
     t_start = time.perf_counter()
     runs_root = runs_dir(args.scale, args.runs)
     names = list(dict.fromkeys(s for f in figures for s in FIGURES[f].sweeps))
+    if not args.no_run:
+        check_data(names, args)
+        ensure_dir(runs_root, "--runs" if args.runs else "runs directory", "choose one with --runs")
+    ensure_dir(args.out, "--out")
     rc, walls = (0, {}) if args.no_run else run_sweeps(names, args, runs_root)
-    if rc == 2:
-        return 2  # the sweep printed its one-line reason (bad spec, missing data folder, ...)
+    if rc not in (0, 1):
+        return rc  # the sweep printed its one-line reason (bad spec, interrupted, ...)
     order = list(FIGURES)
     built, problems = [], []
     for f in figures:

@@ -91,7 +91,7 @@ def read_trial(d: Path) -> Optional[TrialRun]:
     """A trial directory (one with config.yaml), or None for anything else."""
     try:
         cfg = yaml.safe_load((d / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8 (a damaged file is no trial)
         return None
     if not isinstance(cfg, dict):
         return None

@@ -8,6 +8,7 @@ from typing import Optional
 
 import pandas as pd
 
+from study.io import ensure_dir
 from study.report import compute, doc, sections
 from study.report.cells import PAPER_SETTINGS
 from study.report.load import STATUSES, ReportError, Run, flatten, load_run
@@ -72,6 +73,7 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
     _check(run)
     from study.report import claim1, claim2, claim3, conditional, figures, samples  # heavy imports after the cheap checks
     out = Path(out_dir) if out_dir else default_out_dir(run)
+    ensure_dir(out, "report directory")  # one line (exit 2) for a file or a read-only directory
     _clean(out)
     figdir = out / "figures"
     tabs: dict[str, pd.DataFrame] = {

@@ -163,11 +163,14 @@ def load_run(run_dir: Path) -> Run:
         raise ReportError(f"{root}: no such run directory")
     notes: list[str] = []
     spec_path = root / "sweep.yaml"
-    spec_text = spec_path.read_text() if spec_path.exists() else ""
-    spec = None
-    if not spec_text:
+    spec_text, spec = "", None
+    try:
+        spec_text = spec_path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
         notes.append("no sweep.yaml in the run directory")
-    else:
+    except (OSError, UnicodeDecodeError) as e:  # a damaged spec costs its section, not the report
+        notes.append(f"sweep.yaml unreadable ({type(e).__name__})")
+    if spec_text:
         try:
             spec = yaml.safe_load(spec_text)
         except yaml.YAMLError:
