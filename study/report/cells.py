@@ -132,6 +132,8 @@ def primary_metric(trials: pd.DataFrame, data: str) -> str | None:
 
 
 def metric_label(key: str, n: float = math.nan) -> str:
+    if not isinstance(key, str):  # a cell with no quality metric (e.g. its trials' configs are unreadable)
+        return "–"
     ns = f", N={int(n)}" if n == n else ""
     if key.startswith("eval/fid@"):
         return f"FID ({key.split('@', 1)[1]} features{ns})"
