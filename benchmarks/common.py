@@ -126,7 +126,7 @@ def make_cfg(case: str, loss: str, gen_iters: int, warmup: bool = False, seed: i
     from study.config import load_trial_config
     d = deep_update(CASES[case], {"loss": loss, "seed": seed,
                                   "train": {"gen_iters": gen_iters, "checkpoint_every": 10 ** 9},
-                                  "eval": {"every": 0}, "wgan": {"warmup": warmup}})
+                                  "eval": {"every": 0}, "wgan": {"warmup": warmup, "clip_order": "after"}})
     return load_trial_config(deep_update(d, over), where=f"benchmark case {case}")
 
 

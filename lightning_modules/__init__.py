@@ -1,10 +1,7 @@
-"""Backbones, losses and the two LightningModules of the study."""
-from study.registry import Registry
-
+"""Backbones, losses, constraints and the one LightningModule of the study, configured per algorithm.
+Model code: it imports nothing of the harness (`study/`)."""
+from lightning_modules import algos  # noqa: F401  (registers every algorithm)
 from lightning_modules.adversarial import AdversarialModule, Diverged
-from lightning_modules.gan import GAN
-from lightning_modules.wgan import WGAN
+from lightning_modules.algorithms import ALGORITHMS, Algorithm
 
-ALGORITHMS: Registry[type[AdversarialModule]] = Registry("loss")
-ALGORITHMS.register("gan", GAN)
-ALGORITHMS.register("wgan", WGAN)
+__all__ = ["ALGORITHMS", "Algorithm", "AdversarialModule", "Diverged"]

@@ -12,14 +12,14 @@ critic also returns class logits, and class_weight x cross-entropy joins both pl
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from lightning_modules.losses import LossFn, LossTerms, class_accuracy, class_loss
-from study.config import GanConfig, TrialConfig, WganConfig
+from lightning_modules.algorithms import Algorithm
+from lightning_modules.losses import class_accuracy, class_loss
 
 NOISE_SEED_OFFSET = 1      # training noise stream: seed + 1 (the data stream uses the seed itself)
 EVAL_NOISE_SEED_OFFSET = 2  # evaluation samples: a fresh stream, so eval frequency never alters training
@@ -35,21 +35,28 @@ class Diverged(RuntimeError):
         super().__init__(f"non-finite loss at generator iteration {gen_iter}: {bad}")
 
 
-def make_optimizer(cfg: Union[GanConfig, WganConfig], params) -> torch.optim.Optimizer:
+def make_optimizer(cfg: Any, params) -> torch.optim.Optimizer:
+    """From an algorithm's settings (optimizer, lr, betas)."""
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)
     return torch.optim.RMSprop(params, lr=cfg.lr)
 
 
 class AdversarialModule(pl.LightningModule):
-    estimate_key: str = ""  # the loss's own divergence estimate, e.g. "train/w_estimate"
+    """One adversarial training step for every registered algorithm (lightning_modules.algorithms):
+    the algorithm's spec supplies its loss, critic schedule, constraint and estimate.
 
-    def __init__(self, generator: nn.Module, critic: nn.Module, cfg: TrialConfig, real: Any = None,
-                 loss_fn: Optional[LossFn] = None):
+    `cfg` is the trial's configuration, read by attribute only (model code imports nothing of the
+    harness): seed, model.nz, train.batch_size/gen_iters, eval.grid_size, conditional, class_weight, and
+    the algorithm's own section (`cfg.<spec.name>`)."""
+
+    def __init__(self, generator: nn.Module, critic: nn.Module, cfg: Any, real: Any, spec: Algorithm):
         super().__init__()
         self.automatic_optimization = False
-        self.generator, self.critic, self.cfg, self.real = generator, critic, cfg, real
-        self.loss_fn = loss_fn
+        self.generator, self.critic, self.cfg, self.real, self.spec = generator, critic, cfg, real, spec
+        self.settings = getattr(cfg, spec.name)
+        self.loss_fn = spec.loss(self.settings)
+        self.estimate_key = spec.estimate_key
         self.nz = cfg.model.nz
         self.conditional, self.class_weight = cfg.conditional, cfg.class_weight
         self.num_classes = generator.embed.num_embeddings if cfg.conditional else 0
@@ -58,24 +65,20 @@ class AdversarialModule(pl.LightningModule):
         self.register_buffer("fixed_noise", torch.randn(cfg.eval.grid_size, self.nz, generator=g))
         device = real.device if real is not None else torch.device("cpu")
         self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + NOISE_SEED_OFFSET)
+        # the constraint draws (penalty interpolates) from the training noise stream: checkpointed, resumable
+        self.constraint = spec.constraint(self.settings, self.noise_gen)
+        self.constraint.prepare(self.critic)
         self.gen_iter = 0
         self.critic_iters = 0
         self.row: dict[str, float] = {}  # this iteration's metrics; callbacks may add eval/* before it is logged
 
-    # -- what subclasses define -------------------------------------------------
     def critic_steps(self, gen_iter: int) -> int:
-        raise NotImplementedError
-
-    def after_critic_step(self) -> None:
-        """Hook after each critic update (WGAN: weight clipping)."""
-
-    def estimate(self, terms: LossTerms) -> torch.Tensor:
-        raise NotImplementedError
+        return self.spec.critic_steps(gen_iter, self.settings)
 
     # -- the shared algorithm -----------------------------------------------------
     def configure_optimizers(self):
-        algo = self.cfg.algo
-        return make_optimizer(algo, self.critic.parameters()), make_optimizer(algo, self.generator.parameters())
+        return (make_optimizer(self.settings, self.critic.parameters()),
+                make_optimizer(self.settings, self.generator.parameters()))
 
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.nz, generator=self.noise_gen, device=self.noise_gen.device)
@@ -97,6 +100,7 @@ class AdversarialModule(pl.LightningModule):
         d_opt, g_opt = self.optimizers()
         self.toggle_optimizer(d_opt)
         for _ in range(self.critic_steps(self.gen_iter)):
+            self.constraint.before_update(self.critic)  # the reference code clamps here, before the critic's loss
             real, y_real = self.real.next_labelled() if self.conditional else (self.real.next(), None)
             y_fake = self.labels(len(real))
             with torch.no_grad():
@@ -105,13 +109,16 @@ class AdversarialModule(pl.LightningModule):
             (d_real, c_real), (d_fake, c_fake) = self.score(real), self.score(fake)
             terms = self.loss_fn(d_real, d_fake)
             d_total = terms.d_loss
+            extra = self.constraint.penalty(lambda x: self.score(x)[0], real, fake)
+            if extra is not None:  # WGAN-GP: the penalty joins the critic's loss, not its estimate
+                d_total = d_total + extra["loss"]
             if self.conditional:
                 d_class = class_loss(c_real, y_real) + class_loss(c_fake, y_fake)
                 d_total = d_total + self.class_weight * d_class
             d_opt.zero_grad(set_to_none=True)
             self.manual_backward(d_total)
             d_opt.step()
-            self.after_critic_step()
+            self.constraint.after_update(self.critic)
             self.critic_iters += 1
         self.untoggle_optimizer(d_opt)
 
@@ -132,7 +139,11 @@ class AdversarialModule(pl.LightningModule):
 
         # one device->host transfer per generator iteration
         keys = ["train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", self.estimate_key]
-        values = [terms.d_loss, g_loss, d_real.mean(), d_fake.mean(), self.estimate(terms)]
+        values = [terms.d_loss, g_loss, d_real.mean(), d_fake.mean(), self.spec.estimate(terms.d_loss)]
+        for k, v in {**(extra or {}), **self.constraint.metrics(self.critic)}.items():
+            if k.startswith("train/"):  # e.g. train/gp, train/grad_norm, train/clip_fraction
+                keys.append(k)
+                values.append(v.detach().to(d_real.device, d_real.dtype))
         if self.conditional:  # the class head at the last critic update, and the generator's class term
             keys += ["train/d_class_loss", "train/g_class_loss", "train/class_acc_real", "train/class_acc_fake"]
             values += [d_class, g_class, class_accuracy(c_real, y_real), class_accuracy(c_fake, y_fake)]

@@ -15,17 +15,27 @@ from typing import Callable
 import torch
 from torch import nn
 
-from study.config import ModelConfig
-from study.registry import Registry
+from lightning_modules.registry import Registry
 
 Shape = tuple[int, ...]
 LEAK = 0.2  # LeakyReLU slope of the DCGAN critic
 
 
 @dataclass(frozen=True)
+class Sizes:
+    """Plain sizes a backbone is built from (the harness fills them from its model config)."""
+    nz: int = 100              # noise dimension
+    width: int = 64            # DCGAN ngf = ndf
+    mlp_width: int = 512       # the paper's MLP: 4 x 512
+    extra_layers: int = 0      # DCGAN extra 3x3 conv layers
+    critic_norm: str = "batch"  # where the DCGAN critic has batch norm: "batch", "layer" (per-sample: a
+                                # gradient penalty needs it) or "none"
+
+
+@dataclass(frozen=True)
 class Backbone:
-    generator: Callable[[ModelConfig, Shape], nn.Module]
-    critic: Callable[[ModelConfig, Shape], nn.Module]
+    generator: Callable[[Sizes, Shape], nn.Module]
+    critic: Callable[[Sizes, Shape], nn.Module]
     kinds: tuple[str, ...]  # data kinds it accepts: "image", "points"
 
 
@@ -43,7 +53,7 @@ class DCGANGenerator(nn.Module):
     """ConvTranspose stack from 4x4 to the image size; filters halve as resolution doubles
     (`constant=True`: the same `width` filters in every layer, the paper's Fig. 6)."""
 
-    def __init__(self, cfg: ModelConfig, shape: Shape, bn: bool = True, constant: bool = False):
+    def __init__(self, cfg: Sizes, shape: Shape, bn: bool = True, constant: bool = False):
         super().__init__()
         nc, size = shape[0], _check_size(shape)
         self.nz = cfg.nz
@@ -65,14 +75,20 @@ class DCGANGenerator(nn.Module):
         return self.main(z.view(len(z), self.nz, 1, 1))
 
 
-class DCGANCritic(nn.Module):
-    """Strided convs down to 4x4 with LeakyReLU(0.2), BN after every conv but the first, and a
-    final 4x4 conv to one number (no sigmoid)."""
+def _critic_norm(kind: str) -> Callable[[int], nn.Module]:
+    """Layer norm of a conv feature map over (C, H, W) with per-channel affine is GroupNorm with one group."""
+    return {"batch": nn.BatchNorm2d, "layer": lambda c: nn.GroupNorm(1, c),
+            "none": lambda c: nn.Identity()}[kind]
 
-    def __init__(self, cfg: ModelConfig, shape: Shape, bn: bool = True):
+
+class DCGANCritic(nn.Module):
+    """Strided convs down to 4x4 with LeakyReLU(0.2), BN after every conv but the first (or what
+    `critic_norm` puts in its place), and a final 4x4 conv to one number (no sigmoid)."""
+
+    def __init__(self, cfg: Sizes, shape: Shape, bn: bool = True):
         super().__init__()
         nc, size = shape[0], _check_size(shape)
-        norm = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
+        norm = _critic_norm(cfg.critic_norm if bn else "none")
         c = cfg.width
         layers: list[nn.Module] = [nn.Conv2d(nc, c, 4, 2, 1, bias=False), nn.LeakyReLU(LEAK, True)]
         for _ in range(cfg.extra_layers):
@@ -112,7 +128,7 @@ def _mlp(n_in: int, n_out: int, hidden: int) -> nn.Sequential:
 class MLPGenerator(nn.Module):
     """Linear output, as the reference code's MLP_G (no tanh)."""
 
-    def __init__(self, cfg: ModelConfig, shape: Shape):
+    def __init__(self, cfg: Sizes, shape: Shape):
         super().__init__()
         self.shape = shape
         self.main = _mlp(cfg.nz, math.prod(shape), cfg.mlp_width)
@@ -122,7 +138,7 @@ class MLPGenerator(nn.Module):
 
 
 class MLPCritic(nn.Module):
-    def __init__(self, cfg: ModelConfig, shape: Shape):
+    def __init__(self, cfg: Sizes, shape: Shape):
         super().__init__()
         self.hidden = cfg.mlp_width
         self.main = nn.Sequential(*_mlp_body(math.prod(shape), cfg.mlp_width), self.make_head(1))
@@ -171,7 +187,7 @@ def dcgan_init(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
@@ -185,7 +201,7 @@ BACKBONES.register("dcgan_const", Backbone(lambda c, s: DCGANGenerator(c, s, bn=
 BACKBONES.register("mlp", Backbone(MLPGenerator, MLPCritic, ("image", "points")))
 
 
-def build(name: str, role: str, cfg: ModelConfig, shape: Shape) -> nn.Module:
+def build(name: str, role: str, cfg: Sizes, shape: Shape) -> nn.Module:
     """Build the `role` ("generator" | "critic") network of backbone `name` for data of `shape`."""
     backbone = BACKBONES.get(name)
     net = getattr(backbone, role)(cfg, shape)

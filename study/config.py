@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Any, Literal, Optional
 
-from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError,
-                      field_validator, model_validator)
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
+from lightning_modules import ALGORITHMS, Algorithm
+from lightning_modules.backbones import Sizes
 from study.registry import UnknownName
 
 
@@ -36,17 +37,11 @@ def _known_name(registry: Any, name: str) -> str:
     return name
 
 
-# Wrong types are errors, never conversions: `gen_iters: true` is not 1, `batch_size: "64"` is not 64, and a
-# float must be a finite number (`clip: .inf` would train a WGAN without clipping). An int is a number too.
-Int = StrictInt
-Bool = StrictBool
-Float = Annotated[StrictFloat, Field(allow_inf_nan=False)]
-Beta = Annotated[StrictFloat, Field(ge=0, lt=1, allow_inf_nan=False)]  # Adam's moment decays live in [0, 1)
+# Strict types (no conversions, finite floats): shared with each algorithm's own settings.
+from lightning_modules.settings import Beta, Bool, Float, Int  # noqa: E402,F401
+from lightning_modules.settings import Strict as _Strict  # noqa: E402
+
 MAX_BATCH = 16384       # far above any GAN batch; 1e9 would ask for gigabytes before the first step
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class DataConfig(_Strict):
@@ -86,31 +81,6 @@ class BackbonePair(_Strict):
         return self.generator if self.generator == self.critic else f"{self.generator}/{self.critic}"
 
 
-class _Optim(_Strict):
-    optimizer: Literal["adam", "rmsprop"]
-    lr: Float = Field(gt=0)
-    betas: tuple[Beta, Beta] = (0.5, 0.999)     # Adam only (reference code's --adam uses beta1 = 0.5)
-
-
-class GanConfig(_Optim):
-    optimizer: Literal["adam", "rmsprop"] = "adam"
-    lr: Float = Field(2e-4, gt=0)
-    generator_loss: Literal["non_saturating", "minimax"] = "non_saturating"   # paper's baseline: -log D
-    d_steps: Int = Field(1, gt=0)
-
-
-class WganConfig(_Optim):
-    optimizer: Literal["adam", "rmsprop"] = "rmsprop"
-    lr: Float = Field(5e-5, gt=0)
-    clip: Float = Field(0.01, gt=0)
-    n_critic: Int = Field(5, gt=0)
-    # Reference code: 100 critic steps while gen_iter < 25 or gen_iter % 500 == 0.
-    warmup: Bool = True
-    warmup_critic: Int = Field(100, gt=0)
-    warmup_iters: Int = Field(25, ge=0)
-    warmup_every: Int = Field(500, gt=0)
-
-
 class TrainConfig(_Strict):
     gen_iters: Int = Field(2000, gt=0)            # generator iterations: the step axis of everything
     batch_size: Int = Field(64, gt=0, le=MAX_BATCH)
@@ -137,20 +107,24 @@ class EvalConfig(_Strict):
         return v
 
 
-class TrialConfig(_Strict):
-    loss: Literal["gan", "wgan"] = "wgan"
+class _TrialBase(_Strict):
+    loss: str = "wgan"                            # an algorithm of lightning_modules.ALGORITHMS
     backbone: BackbonePair = Field("dcgan", validate_default=True)  # a name means both G and D
     seed: Int = Field(0, ge=0)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
-    gan: GanConfig = GanConfig()
-    wgan: WganConfig = WganConfig()
     # AC-GAN / AC-WGAN (Odena et al. 2017): G(z * embed(y)), a class head beside the critic's output,
     # and class_weight x cross-entropy of that head added to both players' losses.
     conditional: Bool = False
     class_weight: Float = Field(1.0, ge=0)
+    # + one section per registered algorithm (its settings, defaults = its paper's), added below
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, v: str) -> str:
+        return _known_name(ALGORITHMS, v)
 
     @field_validator("backbone", mode="before")
     @classmethod
@@ -158,7 +132,7 @@ class TrialConfig(_Strict):
         return {"generator": v, "critic": v} if isinstance(v, str) else v
 
     @model_validator(mode="after")
-    def _compatible(self) -> "TrialConfig":
+    def _compatible(self) -> "_TrialBase":
         from lightning_modules.backbones import BACKBONES
         from study.data import DATASETS
         kind = DATASETS.get(self.data.name).kind
@@ -174,13 +148,24 @@ class TrialConfig(_Strict):
         return self
 
     @property
-    def algo(self) -> Union[GanConfig, WganConfig]:
-        return self.gan if self.loss == "gan" else self.wgan
+    def spec(self) -> Algorithm:
+        return ALGORITHMS.get(self.loss)
+
+    @property
+    def algo(self) -> Any:
+        """The active algorithm's settings (the config section named after it)."""
+        return getattr(self, self.loss)
+
+    def sizes(self) -> Sizes:
+        """What the backbones are built from: the model sizes and the algorithm's critic normalisation."""
+        return Sizes(**self.model.model_dump(), critic_norm=self.spec.critic_norm(self.algo))
 
     def resolved(self) -> dict:
-        """The config as written beside results: defaults filled, the inactive loss section dropped."""
+        """The config as written beside results: defaults filled, the inactive loss sections dropped."""
         d = self.model_dump(mode="json")
-        d.pop("wgan" if self.loss == "gan" else "gan")
+        for name in ALGORITHMS.names():
+            if name != self.loss:
+                d.pop(name)
         return d
 
     def trial_id(self) -> str:
@@ -188,9 +173,17 @@ class TrialConfig(_Strict):
         d = self.resolved()
         if not self.conditional:  # ids of unconditional trials predate these keys: keep them stable
             d.pop("conditional"), d.pop("class_weight")
+        if self.loss == "wgan" and d["wgan"].get("clip_order") == "after":
+            d["wgan"].pop("clip_order")  # every trial before the switch clipped after: same runs, same ids
         digest = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
         bb = self.backbone.label.replace("/", "-")
         return f"{'ac' if self.conditional else ''}{self.loss}_{bb}_{self.data.name}_s{self.seed}_{digest}"
+
+
+# The config's algorithm sections come from the registry: adding an algorithm adds its section here.
+TrialConfig = create_model("TrialConfig", __base__=_TrialBase, __module__=__name__,
+                           **{name: (spec.settings, spec.settings()) for name, spec in ALGORITHMS.items()})
+GanConfig, WganConfig = ALGORITHMS.get("gan").settings, ALGORITHMS.get("wgan").settings
 
 
 def _loc_str(loc: tuple) -> str:

@@ -240,8 +240,8 @@ def sweep(args: argparse.Namespace) -> int:
                   f"{listed(damaged)}", file=sys.stderr)
         progress = Progress(name, len(trials), skipped, {t.id: t.config.train.gen_iters for t in trials})
         # longest first, so the last trial to finish is a short one (better packing on few workers)
-        run.sort(key=lambda t: t.config.train.gen_iters * (1 + (t.config.wgan.n_critic if t.config.loss == "wgan"
-                                                                else t.config.gan.d_steps)), reverse=True)
+        run.sort(key=lambda t: t.config.train.gen_iters * (1 + t.config.spec.critic_updates(t.config.algo)),
+                 reverse=True)
         tasks = [(t.id, t.config.model_dump(mode="json"), str(out / t.id)) for t in run]
 
         def worker_died(trial_id: str, error: str) -> None:

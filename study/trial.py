@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger
 
-from lightning_modules import ALGORITHMS, Diverged
+from lightning_modules import AdversarialModule, Diverged
 from lightning_modules.backbones import build, make_conditional
 from study.callbacks import CheckpointCallback, EvalCallback, ProgressCallback
 from study.config import TrialConfig
@@ -105,11 +105,12 @@ def versions() -> dict[str, str]:
 
 def build_module(cfg: TrialConfig, real: Optional[RealSampler], shape: tuple[int, ...]):
     torch.manual_seed(cfg.seed)  # weight init is part of the trial's identity
-    g = build(cfg.backbone.generator, "generator", cfg.model, shape)
-    d = build(cfg.backbone.critic, "critic", cfg.model, shape)
+    sizes = cfg.sizes()
+    g = build(cfg.backbone.generator, "generator", sizes, shape)
+    d = build(cfg.backbone.critic, "critic", sizes, shape)
     if cfg.conditional:
         g, d = make_conditional(g, d, DATASETS.get(cfg.data.name).classes, cfg.model.nz)
-    return ALGORITHMS.get(cfg.loss)(g, d, cfg, real)
+    return AdversarialModule(g, d, cfg, real, cfg.spec)
 
 
 def latest_checkpoint(ckpt_dir: Path) -> tuple[Optional[Path], int]:

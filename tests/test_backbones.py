@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from lightning_modules.backbones import BACKBONES, build
-from study.config import ConfigError, ModelConfig, load_trial_config
+from lightning_modules.backbones import Sizes
+from study.config import ConfigError, load_trial_config
 from study.registry import UnknownName
 
 
@@ -10,7 +11,7 @@ from study.registry import UnknownName
 @pytest.mark.parametrize("size", [16, 32, 64])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_every_backbone_size_and_channel_count(name, size, channels):
-    cfg = ModelConfig(nz=10, width=4, mlp_width=16)
+    cfg = Sizes(nz=10, width=4, mlp_width=16)
     g, d = build(name, "generator", cfg, (channels, size, size)), build(name, "critic", cfg, (channels, size, size))
     x = g(torch.randn(3, 10))
     assert x.shape == (3, channels, size, size)
@@ -18,7 +19,7 @@ def test_every_backbone_size_and_channel_count(name, size, channels):
 
 
 def test_generator_and_critic_mix_and_points():
-    cfg = ModelConfig(nz=10, width=4, mlp_width=16)
+    cfg = Sizes(nz=10, width=4, mlp_width=16)
     g, d = build("mlp", "generator", cfg, (1, 32, 32)), build("dcgan", "critic", cfg, (1, 32, 32))
     assert d(g(torch.randn(5, 10))).shape == (5,)
     g2, d2 = build("mlp", "generator", cfg, (2,)), build("mlp", "critic", cfg, (2,))
@@ -26,7 +27,7 @@ def test_generator_and_critic_mix_and_points():
 
 
 def test_dcgan_layouts_match_the_reference_code():
-    cfg = ModelConfig()  # nz 100, width 64
+    cfg = Sizes()  # nz 100, width 64
     g = build("dcgan", "generator", cfg, (3, 64, 64))
     convs = [m for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     assert [m.out_channels for m in convs] == [512, 256, 128, 64, 3]
@@ -43,7 +44,7 @@ def test_dcgan_layouts_match_the_reference_code():
 
 def test_dcgan_init():
     torch.manual_seed(0)
-    d = build("dcgan", "critic", ModelConfig(width=64), (3, 64, 64))
+    d = build("dcgan", "critic", Sizes(width=64), (3, 64, 64))
     w = torch.cat([m.weight.flatten() for m in d.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(w.std().item() - 0.02) < 0.001 and abs(w.mean().item()) < 0.001
     s = torch.cat([m.weight for m in d.modules() if isinstance(m, torch.nn.BatchNorm2d)])

@@ -12,7 +12,8 @@ from PIL import Image
 
 from lightning_modules.backbones import ConditionalCritic, ConditionalGenerator, build, make_conditional
 from lightning_modules.losses import class_accuracy, class_loss
-from study.config import ConfigError, ModelConfig, load_trial_config
+from lightning_modules.backbones import Sizes
+from study.config import ConfigError, load_trial_config
 from study.trial import WorkerContext, run_trial
 
 CLASS_KEYS = {"train/d_class_loss", "train/g_class_loss", "train/class_acc_real", "train/class_acc_fake"}
@@ -26,7 +27,7 @@ def conditional(tiny, **over):
 
 @pytest.mark.parametrize("name,shape", [("dcgan", (1, 16, 16)), ("dcgan", (3, 32, 32)), ("mlp", (1, 16, 16))])
 def test_conditional_shapes(name, shape):
-    cfg = ModelConfig(nz=8, width=4, mlp_width=16)
+    cfg = Sizes(nz=8, width=4, mlp_width=16)
     g, d = make_conditional(build(name, "generator", cfg, shape), build(name, "critic", cfg, shape), 10, 8)
     assert isinstance(g, ConditionalGenerator) and isinstance(d, ConditionalCritic)
     z, y = torch.randn(6, 8), torch.tensor([0, 1, 2, 7, 8, 9])
@@ -40,7 +41,7 @@ def test_conditional_shapes(name, shape):
 
 
 def test_conditional_critic_shares_features_with_the_adversarial_head():
-    cfg = ModelConfig(nz=8, width=4)
+    cfg = Sizes(nz=8, width=4)
     pair = lambda: (build("dcgan", "generator", cfg, (1, 16, 16)), build("dcgan", "critic", cfg, (1, 16, 16)))  # noqa: E731
     torch.manual_seed(0)
     plain_g, plain = pair()
@@ -92,7 +93,7 @@ def test_class_weight_zero_leaves_the_class_head_untrained(tiny, one_iteration):
 
 
 def test_conditional_wgan_clips_every_critic_parameter_including_the_class_head(tiny, one_iteration):
-    cfg = conditional(tiny, loss="wgan", wgan__clip=0.005, wgan__lr=0.5)  # a huge lr pushes every weight out
+    cfg = conditional(tiny, loss="wgan", wgan__clip=0.005, wgan__lr=0.5, wgan__clip_order="after")  # a huge lr pushes every weight out
     m = one_iteration(cfg)
     m.cfg.train.gen_iters = 10 ** 6
     m.training_step(None, 0)

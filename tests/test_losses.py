@@ -3,7 +3,7 @@ import math
 import torch
 
 from lightning_modules.losses import minimax_loss, non_saturating_loss, wasserstein_loss, js_estimate, w_estimate
-from lightning_modules.wgan import critic_schedule
+from lightning_modules.algos.wgan import critic_schedule
 
 D_REAL = torch.tensor([2.0, -1.0])
 D_FAKE = torch.tensor([0.5, -3.0])

@@ -146,7 +146,7 @@ def test_inconclusive_when_not_converged_and_toys(tmp_path):
                         ceiling=2.0, floor=0.02, noise=0.001)
     run = load_run(tmp_path)
     assert run.tied == ["train.batch_size"] and not run.trials["cell"].str.contains("batch_size").any()
-    t1, v1 = claim1.claim1(run)
+    t1, (v1,) = claim1.claim1(run)
     st = t1["claim1_states"]
     g = row(st, cell="mnist5k · mlp · GAN")
     assert g["state"] == "undecided" and g["n_converged"] == 0 and "generator iterations" in g["need"]
@@ -154,7 +154,7 @@ def test_inconclusive_when_not_converged_and_toys(tmp_path):
     assert row(st, cell="ring8 · mlp · GAN")["metric"] == "eval/w1"
     assert row(st, cell="ring8 · mlp · GAN")["state"] == "fails"  # 3 of 3 collapsed (geometry), converged
     assert v1.verdict == "inconclusive"  # mnist5k's GAN may yet learn: no decided failure there
-    t3, v3 = claim3.claim3(run)
+    t3, (v3,) = claim3.claim3(run)
     m = t3["claim3_modes"]
     assert row(m, cell="ring8 · mlp · GAN")["outcome"] == "collapse"
     assert row(m, cell="ring8 · mlp · WGAN")["outcome"] == "undecided"

@@ -25,7 +25,7 @@ CASES = [  # (spec text or None for GOOD, extra argv, expected fragment of the o
     (GOOD.replace("gen_iters: 5", "gen_iters: 0"), [], "base.train.gen_iters: Input should be greater than 0"),
     (GOOD.replace("gen_iters: 5", "gen_iters: lots"), [], "base.train.gen_iters: Input should be a valid integer"),
     (GOOD.replace("gen_iters: 5", "gen_iters: 5, epochs: 3"), [], "base.train.epochs: unknown key (allowed: batch_size"),
-    (GOOD.replace("loss: [gan, wgan]", "loss: [gan, lsgan]"), [], "grid.loss[1]: Input should be 'gan' or 'wgan'"),
+    (GOOD.replace("loss: [gan, wgan]", "loss: [gan, lsgan]"), [], "grid.loss[1]: unknown loss 'lsgan' (known: gan, wgan, wgan_gp, wgan_sn)"),
     (GOOD.replace("loss: [gan, wgan]", "loss: []"), [], "grid.loss: must be a non-empty list"),
     (GOOD.replace("loss: [gan, wgan]", "loss: gan"), [], "grid.loss: must be a non-empty list"),
     ("name: t\nbase: {}\ngrid: {}\n", [], "grid: empty"),

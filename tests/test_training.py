@@ -10,14 +10,30 @@ from study.trial import WorkerContext, run_trial
 TRAIN_KEYS = {"step", "train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", "train/critic_iters"}
 
 
-def test_wgan_critic_parameters_stay_clipped(tiny, one_iteration):
-    cfg = load_trial_config(tiny(wgan__clip=0.005, wgan__lr=0.5))  # a huge lr pushes every weight out
+@pytest.mark.parametrize("order", ["after", "before"])
+def test_wgan_critic_parameters_are_clipped_in_either_order(tiny, one_iteration, order):
+    cfg = load_trial_config(tiny(wgan__clip=0.005, wgan__lr=0.5, wgan__clip_order=order))  # a huge lr pushes every weight out
     m = one_iteration(cfg)
     m.cfg.train.gen_iters = 10 ** 6
     m.training_step(None, 0)
-    params = torch.cat([p.flatten() for p in m.critic.parameters()])
-    assert params.abs().max().item() <= 0.005 + 1e-9
-    assert (params.abs() > 0.0049).float().mean() > 0.5  # the clamp was active, not vacuous
+    params = lambda: torch.cat([p.detach().flatten() for p in m.critic.parameters()])  # noqa: E731
+    if order == "before":  # the reference code: the last update is not clamped until the next critic iteration
+        assert params().abs().max().item() > 0.005
+        m.constraint.before_update(m.critic)
+    assert params().abs().max().item() <= 0.005 + 1e-9
+    assert (params().abs() > 0.0049).float().mean() > 0.5  # the clamp was active, not vacuous
+    assert 0.5 < m.row["train/clip_fraction"] <= 1.0  # at the bound (or, before the next clamp, beyond it)
+
+
+def test_the_reference_clip_order_is_the_default_and_old_ids_are_unchanged():
+    """Ids computed by the code before the algorithm registry and the clip-order switch (commit 5dea7e2):
+    trials that ran then (clipping after each update) keep their directories."""
+    assert load_trial_config({}).wgan.clip_order == "before"
+    assert load_trial_config({"loss": "wgan", "wgan": {"clip_order": "after"}}).trial_id() == \
+        "wgan_dcgan_mnist5k_s0_3a47d313"
+    assert load_trial_config({"loss": "gan"}).trial_id() == "gan_dcgan_mnist5k_s0_aeb6f6cd"
+    assert load_trial_config({"loss": "gan", "conditional": True}).trial_id() == "acgan_dcgan_mnist5k_s0_234ddcdb"
+    assert load_trial_config({"loss": "wgan"}).trial_id() != "wgan_dcgan_mnist5k_s0_3a47d313"  # a new run
 
 
 @pytest.mark.parametrize("warmup,expected", [(True, 2525), (False, 150)])
@@ -50,8 +66,10 @@ def test_twenty_iteration_fit_writes_metrics(tiny, tmp_path, loss, estimate, dat
 
 
 def test_nan_ends_the_trial_as_diverged(tiny, tmp_path, monkeypatch):
-    from lightning_modules import wgan
-    monkeypatch.setattr(wgan, "w_estimate", lambda d_loss: d_loss * float("nan"))
+    import dataclasses
+    from lightning_modules import ALGORITHMS
+    nan = dataclasses.replace(ALGORITHMS.get("wgan"), estimate=lambda d_loss: d_loss * float("nan"))
+    monkeypatch.setitem(ALGORITHMS._items, "wgan", nan)
     r = run_trial(load_trial_config(tiny()), tmp_path, ctx=WorkerContext(evaluate=False))
     assert r["status"] == "diverged" and r["diverged_at"] == 1 and "non-finite" in r["error"]
 

@@ -21,7 +21,7 @@ from test_report_fixture import config, make_run, write_trial
 
 def verdicts(root):
     run = load_run(root)
-    (_, v1), (_, v2), (_, v3) = claim1.claim1(run), claim2.claim2(run), claim3.claim3(run)
+    (_, (v1,)), (_, (v2,)), (_, (v3,)) = claim1.claim1(run), claim2.claim2(run), claim3.claim3(run)
     states = claim1.claim1(run)[0]["claim1_states"].set_index("cell")["state"].to_dict()
     return (v1.verdict, v2.verdict, v3.verdict), states
 
@@ -110,14 +110,14 @@ def _pair(root, backbone, gan_fid, wgan_fid, gan_modes=10, wgan_modes=10, seeds=
 def test_claim1_not_supported_when_the_gan_works_and_the_wgan_fails(tmp_path):
     _pair(tmp_path, "dcgan", 20, 21)
     _pair(tmp_path, "mlp", 30, 95)  # WGAN: q ~ 0.95 > FAIL_Q, converged
-    v = claim1.claim1(load_run(tmp_path))[1]
+    v = claim1.claim1(load_run(tmp_path))[1][0]
     assert v.verdict == "not supported" and "GAN works and the WGAN fails on mnist5k · mlp" in v.reason
 
 
 def test_claim1_not_supported_when_the_wgan_fails_wherever_the_gan_fails(tmp_path):
     _pair(tmp_path, "dcgan", 20, 21)
     _pair(tmp_path, "mlp", 30, 30, gan_modes=3, wgan_modes=2)  # both collapse (both classifiers agree)
-    v = claim1.claim1(load_run(tmp_path))[1]
+    v = claim1.claim1(load_run(tmp_path))[1][0]
     assert v.verdict == "not supported" and "the WGAN fails wherever the GAN fails" in v.reason
 
 
@@ -126,13 +126,13 @@ def test_claim1_inconclusive_with_two_seeds_and_when_the_gan_never_fails(tmp_pat
     _pair(a, "dcgan", 20, 21, seeds=2)
     _pair(a, "mlp", 30, 30, gan_modes=3, seeds=2)
     run = load_run(a)
-    tabs, v = claim1.claim1(run)
+    tabs, (v,) = claim1.claim1(run)
     assert v.verdict == "inconclusive"
     assert set(tabs["claim1_states"]["state"]) == {"undecided"}
     assert all("2 finished seeds" in w and "1 more seed" in n for w, n in tabs["claim1_states"][["why", "need"]].values)
     _pair(b, "dcgan", 20, 21)
     _pair(b, "mlp", 30, 30)
-    v = claim1.claim1(load_run(b))[1]
+    v = claim1.claim1(load_run(b))[1][0]
     assert v.verdict == "inconclusive" and "GAN fails on no backbone" in v.reason
 
 

@@ -73,12 +73,12 @@ def build_fig1(out_dir: Path, n_theta: int = 401, n_check: int = 21, n_samples: 
 def _train(loss: str, seed: int = 0, steps: int = FIG2["steps"]):
     """Train a fresh 4-layer MLP (the project's critic) to convergence on REAL vs FAKE; returns it."""
     import torch
-    from lightning_modules.backbones import build
+    from lightning_modules.backbones import Sizes, build
     from lightning_modules.losses import non_saturating_loss, wasserstein_loss
     from study.config import ModelConfig
 
     torch.manual_seed(seed)
-    net = build("mlp", "critic", ModelConfig(nz=1, mlp_width=FIG2["mlp_width"]), (1,))
+    net = build("mlp", "critic", Sizes(nz=1, mlp_width=FIG2["mlp_width"]), (1,))
     g = torch.Generator().manual_seed(seed)
     cfg = FIG2[loss]
     if cfg["optimizer"] == "adam":

@@ -95,7 +95,7 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
         fc = figures.compute_figure(run.trials, tabs["compute"], figdir)
         sheets, gifs = samples.sample_sheets(run, figdir), samples.animations(run, figdir)
 
-    verdicts = [v1, v2, v3]
+    verdicts = v1 + v2 + v3
     blocks = [("h", 1, f"Comparison report: {run.name}"),
               ("p", f"GAN vs WGAN (Arjovsky, Chintala & Bottou 2017, arXiv:1701.07875) on shared backbones. "
                     f"Built {dt.datetime.now().isoformat(timespec='seconds')} from `{run.root}`. Tables as CSV in "
@@ -115,6 +115,6 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
     (out / "REPORT.md").write_text(doc.to_markdown(blocks, out))
     (out / "report.html").write_text(doc.to_html(blocks, f"Comparison report: {run.name}"))
     (out / "verdicts.json").write_text(json.dumps(
-        {f"claim{v.claim}": {"verdict": v.verdict, "reason": v.reason, "rule": v.rule, "evidence": v.evidence}
+        {v.key: {"verdict": v.verdict, "variant": v.variant, "reason": v.reason, "rule": v.rule, "evidence": v.evidence}
          for v in verdicts}, indent=2, ensure_ascii=False) + "\n")
     return out

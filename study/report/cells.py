@@ -10,7 +10,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from study.config import GanConfig, WganConfig
+from lightning_modules import ALGORITHMS
 from study.report.load import LOSS_SECTIONS, flatten
 
 from study.eval.stats import t_interval, welch_interval
@@ -18,24 +18,27 @@ from study.eval.stats import t_interval, welch_interval
 # Modes (classes) of each labelled data set, for "modes covered" as a fraction (study/data.py).
 N_MODES = {"ring8": 8, "grid25": 25, "mnist5k": 10, "stacked_mnist5k": 1000, "mnist": 10,
            "fashion_mnist": 10, "cifar10": 10}
-LOSS_ORDER = {"gan": 0, "wgan": 1}
-ESTIMATE = {"gan": "train/js_estimate", "wgan": "train/w_estimate"}
+# GAN first, then the Wasserstein variants, in registry order; labels and estimates from each registration
+LOSS_ORDER = {n: i for i, n in enumerate(sorted(ALGORITHMS.names(), key=lambda n: (ALGORITHMS.get(n).wasserstein, n)))}
+ESTIMATE = {n: a.estimate_key for n, a in ALGORITHMS.items()}
+LABEL = {n: a.label for n, a in ALGORITHMS.items()}
+VARIANTS = [n for n in LOSS_ORDER if ALGORITHMS.get(n).wasserstein]  # each is judged against the GAN
 HIGHER_BETTER = ("eval/hq", "eval/modes")
+
+
+def variants_in(trials: pd.DataFrame) -> list[str]:
+    """The Wasserstein variants a run's verdict cells hold (the WGAN at least, so every claim has a verdict)."""
+    have = set(trials.loc[trials["in_verdict"].astype(bool), "loss"]) if len(trials) else set()
+    return [v for v in VARIANTS if v in have] or ["wgan"]
 
 
 def norm(v: Any) -> str:
     return json.dumps(v, sort_keys=True, default=str)
 
 
-# The paper's settings for each loss (reference code defaults, /work/shared/reference/wgan-paper.md):
-# WGAN Algorithm 1 with RMSProp; the GAN baseline is DCGAN with Adam and the -log D generator loss.
-# When a sweep varies one of these keys, only cells at the paper's value enter the verdicts. Kept
-# here rather than read from study/config.py, whose import pulls in torch and the backbones.
-# The paper's settings are the config defaults (study/config.py is the one place defaults live).
-PAPER_SETTINGS = {
-    "wgan": WganConfig().model_dump(mode="json", include={"optimizer", "lr", "clip", "n_critic"}),
-    "gan": GanConfig().model_dump(mode="json", include={"optimizer", "lr", "betas", "generator_loss"}),
-}
+# The paper's settings of each loss (its registration's defaults, restricted to the keys that define it).
+# When a sweep varies one of these keys, only cells at the paper's value enter the verdicts.
+PAPER_SETTINGS = {n: a.settings().model_dump(mode="json", include=set(a.paper_keys)) for n, a in ALGORITHMS.items()}
 
 
 def paper_settings() -> dict[str, str]:
@@ -77,7 +80,7 @@ def assign_cells(trials: pd.DataFrame, configs: dict[str, dict], varied: list[st
         own = [k for k in loss_keys if k.startswith(f"{r['loss']}.") and k in c]
         # the section prefix is implied by the loss: "WGAN (optimizer=adam)", not "WGAN (wgan.optimizer=adam)"
         own_txt = ", ".join(k.split(".", 1)[1] + f"={c[k]}" for k in own)
-        hue = str(r["loss"]).upper() + (f" ({own_txt})" if own else "")
+        hue = LABEL.get(r["loss"], str(r["loss"]).upper()) + (f" ({own_txt})" if own else "")
         shared = ", ".join(f"{k}={c.get(k, '?')}" for k in shared_keys)
         hues.append(hue)
         groups.append(f"{r['data']} · {r['backbone']}" + (f" · {shared}" if shared else ""))
@@ -167,6 +170,16 @@ class Verdict:
     rule: list[str]            # the rule, in words, one clause per line as printed in the report
     evidence: list[str]        # the numbers that decided it, one line each
     reason: str = ""           # which branch of the rule fired
+    variant: str = "wgan"      # the Wasserstein variant judged against the GAN
+
+    @property
+    def key(self) -> str:
+        """verdicts.json key: claimN for the WGAN (as before the variants), claimN/<variant> for the others."""
+        return f"claim{self.claim}" + ("" if self.variant == "wgan" else f"/{self.variant}")
+
+    @property
+    def title_suffix(self) -> str:
+        return "" if self.variant == "wgan" else f" ({LABEL.get(self.variant, self.variant)})"
 
 
 def counts(frame: pd.DataFrame) -> dict[str, int]:

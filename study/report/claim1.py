@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from study.eval.stats import permutation_p
-from study.report.cells import (Verdict, cells, ci, counts, diff_ci, fmt, ids, metric_label, primary_metric,
+from study.report.cells import (LABEL, VARIANTS, Verdict, cells, variants_in, ci, counts, diff_ci, fmt, ids, metric_label, primary_metric,
                                 quality_metrics, summarize)
 from study.report.evidence import CONV_TOL, COVERAGE, LATE, MIN_CONFIDENT_PER_MODE
 from study.report.outcomes import ALPHA, FAIL_Q, MIN_SEEDS, WORK_Q, cell_states, trial_evidence
@@ -90,7 +90,7 @@ def difference_table(ev: pd.DataFrame, run) -> pd.DataFrame:
     rows = []
     for group, sub in ev[ev["status"] == "completed"].groupby("group", sort=False):
         for g_hue, g in sub[sub["loss"] == "gan"].groupby("hue", sort=False):
-            for w_hue, w in sub[sub["loss"] == "wgan"].groupby("hue", sort=False):
+            for w_hue, w in sub[sub["loss"].isin(VARIANTS)].groupby("hue", sort=False):
                 lo, hi = diff_ci(g["final"].to_numpy(float), w["final"].to_numpy(float))
                 rows.append({"data": g.iloc[0]["data"], "backbone": g.iloc[0]["backbone"], "group": group,
                              "metric": g.iloc[0]["metric"], "gan": g_hue, "wgan": w_hue,
@@ -103,9 +103,11 @@ def difference_table(ev: pd.DataFrame, run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def decide(states: pd.DataFrame) -> tuple[str, str]:
-    """The claim from cell states (columns group, loss, state, state_bonferroni, in_verdict)."""
-    s = states[states["in_verdict"]] if not states.empty else states
+def decide(states: pd.DataFrame, variant: str = "wgan") -> tuple[str, str]:
+    """The claim for one Wasserstein variant from cell states (columns group, loss, state,
+    state_bonferroni, in_verdict): the variant plays the WGAN's part against the GAN."""
+    s = states[states["in_verdict"] & states["loss"].isin(["gan", variant])] if not states.empty else states
+    s = s.assign(loss=s["loss"].replace({variant: "wgan"})) if not s.empty else s
     groups = [g for g, t in s.groupby("group", sort=False) if {"gan", "wgan"} <= set(t["loss"])]
     if not groups:
         return "inconclusive", "no backbone has both a GAN and a WGAN cell"
@@ -147,14 +149,19 @@ def claim1(run) -> tuple[dict[str, pd.DataFrame], Verdict]:
     m = max(verdict_ev["group"].nunique(), 1) if not ev.empty else 1
     st = state_table(ev, m) if not ev.empty else pd.DataFrame()
     d = difference_table(ev, run) if not ev.empty else pd.DataFrame()
+    tables = {"claim1_quality": q, "claim1_states": st, "claim1_difference": d, "trial_evidence": ev}
     if st.empty:
-        return ({"claim1_quality": q, "claim1_states": st, "claim1_difference": d, "trial_evidence": ev},
-                Verdict("1", "inconclusive", RULE, [], "no trial to decide on"))
-    verdict, reason = decide(st)
-    evidence = [evidence_line(r) for _, r in st.iterrows() if r["in_verdict"]]
-    for _, r in d[d["in_verdict"]].iterrows() if not d.empty else []:
-        evidence.append(f"Information, `{r['group']}`, {metric_label(r['metric'])}: GAN {fmt(r['gan_mean'])} vs "
-                        f"WGAN {fmt(r['wgan_mean'])}, Δ = {fmt(r['diff'])} {ci(r['diff_ci_lo'], r['diff_ci_hi'])} "
-                        f"(Welch), permutation p = {fmt(r['perm_p'], 2)}")
-    return ({"claim1_quality": q, "claim1_states": st, "claim1_difference": d, "trial_evidence": ev},
-            Verdict("1", verdict, RULE, evidence, reason))
+        return tables, [Verdict("1", "inconclusive", RULE, [], "no trial to decide on")]
+    verdicts = []
+    for variant in variants_in(run.trials):
+        verdict, reason = decide(st, variant)
+        mine = st[st["in_verdict"] & st["loss"].isin(["gan", variant])]
+        evidence = [evidence_line(r) for _, r in mine.iterrows()]
+        for _, r in d[d["in_verdict"]].iterrows() if not d.empty else []:
+            if r["wgan"].split(" ")[0] != LABEL[variant]:
+                continue
+            evidence.append(f"Information, `{r['group']}`, {metric_label(r['metric'])}: GAN {fmt(r['gan_mean'])} vs "
+                            f"{r['wgan']} {fmt(r['wgan_mean'])}, Δ = {fmt(r['diff'])} "
+                            f"{ci(r['diff_ci_lo'], r['diff_ci_hi'])} (Welch), permutation p = {fmt(r['perm_p'], 2)}")
+        verdicts.append(Verdict("1", verdict, RULE, evidence, reason, variant))
+    return tables, verdicts

@@ -8,7 +8,7 @@ import pandas as pd
 from scipy import stats
 
 from study.eval.stats import t_bound
-from study.report.cells import (ESTIMATE, HIGHER_BETTER, Verdict, cells, ci, fmt, ids, metric_label,
+from study.report.cells import (ESTIMATE, HIGHER_BETTER, LABEL, VARIANTS, variants_in, Verdict, cells, ci, fmt, ids, metric_label,
                                 primary_metric, summarize)
 from study.report.evidence import MOVED
 from study.report.outcomes import ALPHA, MIN_SEEDS, trial_evidence
@@ -134,14 +134,14 @@ def across_table(run) -> pd.DataFrame:
 def decide(c: pd.DataFrame, loss: str) -> tuple[str, str]:
     sub = c[(c["loss"] == loss) & c["in_verdict"]] if not c.empty else c
     if sub.empty:
-        return "inconclusive", f"no {loss.upper()} cell"
+        return "inconclusive", f"no {LABEL.get(loss, loss)} cell"
     out = sub["outcome"]
-    if loss == "wgan":
+    if loss in VARIANTS:
         if (out == "does not track").any():
-            return "not supported", "a WGAN cell whose estimate does not track quality"
+            return "not supported", f"a {LABEL[loss]} cell whose estimate does not track quality"
         if (out == "tracks").all():
-            return "supported", "every WGAN cell tracks quality"
-        return "inconclusive", "WGAN cells undecided or unclear"
+            return "supported", f"every {LABEL[loss]} cell tracks quality"
+        return "inconclusive", f"{LABEL[loss]} cells undecided or unclear"
     if (out == "tracks").any():
         return "not supported", "a GAN cell whose estimate tracks quality"
     if (out == "does not track").all():
@@ -161,18 +161,22 @@ def _need(r: pd.Series) -> str:
     return ""
 
 
-def claim2(run) -> tuple[dict[str, pd.DataFrame], Verdict]:
+def claim2(run) -> tuple[dict[str, pd.DataFrame], list[Verdict]]:
     c, a = cell_table(run), across_table(run)
-    verdict, reason = decide(c, "wgan")
-    evidence = [f"`{r['cell']}`: mean ρ = {fmt(r['rho_mean'], 2)} {ci(r['rho_ci_lo'], r['rho_ci_hi'], 2)} over "
-                f"{r['n_counted']} counted seeds of {r['n_rho']} with ρ ({r['n_flat']} left out: quality moved "
-                f"less than its noise; {r['n_no_noise']} without a noise measurement), median "
-                f"{fmt(r['eval_points'])} evaluation points, {r['n_converged']} converged → **{r['outcome']}**"
-                + _need(r) for _, r in c.iterrows() if r["in_verdict"]]
     g_verdict, g_reason = decide(c, "gan")
-    evidence.append(f"Contrast, \"the GAN's JS estimate does not track quality\": **{g_verdict}** ({g_reason}).")
-    for _, r in a.iterrows():
-        evidence.append(f"Across trials, {r['loss'].upper()} on {r['data']}: final {metric_label(r['estimate'])} vs "
-                        f"final {metric_label(r['quality'])}, Spearman ρ = {fmt(r['spearman'], 2)} "
-                        f"(p = {fmt(r['spearman_p'], 2)}, n = {r['n']} trials).")
-    return {"claim2_correlation": c, "claim2_across_trials": a}, Verdict("2", verdict, RULE, evidence, reason)
+    verdicts = []
+    for variant in variants_in(run.trials):
+        verdict, reason = decide(c, variant)
+        mine = c[c["in_verdict"] & c["loss"].isin(["gan", variant])] if not c.empty else c
+        evidence = [f"`{r['cell']}`: mean ρ = {fmt(r['rho_mean'], 2)} {ci(r['rho_ci_lo'], r['rho_ci_hi'], 2)} over "
+                    f"{r['n_counted']} counted seeds of {r['n_rho']} with ρ ({r['n_flat']} left out: quality moved "
+                    f"less than its noise; {r['n_no_noise']} without a noise measurement), median "
+                    f"{fmt(r['eval_points'])} evaluation points, {r['n_converged']} converged → **{r['outcome']}**"
+                    + _need(r) for _, r in mine.iterrows()]
+        evidence.append(f"Contrast, \"the GAN's JS estimate does not track quality\": **{g_verdict}** ({g_reason}).")
+        for _, r in a[a["loss"].isin(["gan", variant])].iterrows() if not a.empty else []:
+            evidence.append(f"Across trials, {LABEL.get(r['loss'], r['loss'])} on {r['data']}: final "
+                            f"{metric_label(r['estimate'])} vs final {metric_label(r['quality'])}, Spearman ρ = "
+                            f"{fmt(r['spearman'], 2)} (p = {fmt(r['spearman_p'], 2)}, n = {r['n']} trials).")
+        verdicts.append(Verdict("2", verdict, RULE, evidence, reason, variant))
+    return {"claim2_correlation": c, "claim2_across_trials": a}, verdicts

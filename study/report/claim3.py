@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from study.report.cells import Verdict, cells, counts, fmt, ids, summarize
+from study.report.cells import LABEL, Verdict, cells, counts, fmt, ids, summarize, variants_in
 from study.report.evidence import COVERAGE, MIN_CONFIDENT_PER_MODE
 from study.report.outcomes import MIN_SEEDS, trial_evidence
 
@@ -86,29 +86,34 @@ def modes_table(run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def decide(m: pd.DataFrame) -> tuple[str, str]:
-    sub = m[(m["loss"] == "wgan") & m["in_verdict"]] if not m.empty else m
+def decide(m: pd.DataFrame, variant: str = "wgan") -> tuple[str, str]:
+    name = LABEL.get(variant, variant)
+    sub = m[(m["loss"] == variant) & m["in_verdict"]] if not m.empty else m
     if sub.empty:
-        return "inconclusive", "no WGAN cell with mode metrics"
+        return "inconclusive", f"no {name} cell with mode metrics"
     if (sub["outcome"] == "collapse").any():
-        return "not supported", "a WGAN cell shows mode collapse"
+        return "not supported", f"a {name} cell shows mode collapse"
     if (sub["outcome"] == "no collapse").all():
-        return "supported", "no WGAN cell shows mode collapse"
-    return "inconclusive", "WGAN cells undecided: " + ", ".join(sub[sub["outcome"] == "undecided"]["cell"])
+        return "supported", f"no {name} cell shows mode collapse"
+    return "inconclusive", f"{name} cells undecided: " + ", ".join(sub[sub["outcome"] == "undecided"]["cell"])
 
 
-def claim3(run) -> tuple[dict[str, pd.DataFrame], Verdict]:
+def claim3(run) -> tuple[dict[str, pd.DataFrame], list[Verdict]]:
     m = modes_table(run)
-    verdict, reason = decide(m)
-    evidence = []
-    for _, r in m.iterrows():
-        if not r["in_verdict"]:
-            continue
-        k = f" of {int(r['n_modes'])}" if r["n_modes"] == r["n_modes"] else ""
-        knn = f", kNN {fmt(100 * r['coverage_knn_mean'])}%" if r["coverage_knn_mean"] == r["coverage_knn_mean"] else ""
-        evidence.append(f"`{r['cell']}`: coverage by confident samples {fmt(100 * r['coverage_mean'])}%{knn}{k and ''} "
-                        f"(modes by argmax {fmt(r['modes_mean'])}{k}, reverse KL {fmt(r['kl_mean'])} nats, high-quality "
-                        f"{fmt(r['hq_pct_mean'])}%); collapse {r['n_collapsed']}, none {r['n_no_collapse']}, undecided "
-                        f"{r['n_undecided']} of {r['n_values']} seeds; {r['n_converged']} converged → **{r['outcome']}**"
-                        + (f"; would decide it: {r['need']}" if r["need"] else ""))
-    return {"claim3_modes": m}, Verdict("3", verdict, RULE, evidence, reason)
+    verdicts = []
+    for variant in variants_in(run.trials):
+        verdict, reason = decide(m, variant)
+        evidence = [_evidence_line(r) for _, r in m.iterrows() if r["in_verdict"] and r["loss"] in ("gan", variant)] \
+            if not m.empty else []
+        verdicts.append(Verdict("3", verdict, RULE, evidence, reason, variant))
+    return {"claim3_modes": m}, verdicts
+
+
+def _evidence_line(r: pd.Series) -> str:
+    k = f" of {int(r['n_modes'])}" if r["n_modes"] == r["n_modes"] else ""
+    knn = f", kNN {fmt(100 * r['coverage_knn_mean'])}%" if r["coverage_knn_mean"] == r["coverage_knn_mean"] else ""
+    return (f"`{r['cell']}`: coverage by confident samples {fmt(100 * r['coverage_mean'])}%{knn} "
+            f"(modes by argmax {fmt(r['modes_mean'])}{k}, reverse KL {fmt(r['kl_mean'])} nats, high-quality "
+            f"{fmt(r['hq_pct_mean'])}%); collapse {r['n_collapsed']}, none {r['n_no_collapse']}, undecided "
+            f"{r['n_undecided']} of {r['n_values']} seeds; {r['n_converged']} converged → **{r['outcome']}**"
+            + (f"; would decide it: {r['need']}" if r["need"] else ""))

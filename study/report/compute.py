@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from study.report.cells import PAPER_SETTINGS, cells, ids, norm, paper_settings
+from study.report.cells import LABEL, PAPER_SETTINGS, cells, ids, norm, paper_settings
 from study.report.load import STATUSES, flatten
 
 
@@ -99,6 +99,6 @@ def paper_deviations(run) -> list[str]:
         got = {str(run.configs[tid][key]) for tid in used[used["loss"] == loss]["trial_id"]
                if key in run.configs.get(tid, {}) and norm(run.configs[tid][key]) != want}
         if got:
-            lines.append(f"{loss.upper()} cells in the verdicts use `{key}` = {', '.join(sorted(got))}; the paper "
+            lines.append(f"{LABEL.get(loss, loss)} cells in the verdicts use `{key}` = {', '.join(sorted(got))}; the paper "
                          f"used {flatten(PAPER_SETTINGS)[key]}.")
     return lines

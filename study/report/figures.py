@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from study.report import claim3  # noqa: E402
-from study.report.cells import ESTIMATE, LOSS_ORDER, metric_label, primary_metric, summarize  # noqa: E402
+from study.report.cells import ESTIMATE, LABEL, LOSS_ORDER, metric_label, primary_metric, summarize  # noqa: E402
 
 try:  # TEMP guard until study/eval/stats.py lands
     from study.eval.stats import median_filter  # noqa: E402
@@ -35,15 +35,19 @@ def slug(text: str) -> str:
 
 
 def hue_order(hues) -> list[str]:
-    return sorted(set(hues), key=lambda h: (LOSS_ORDER.get(h.split(" ")[0].lower(), 9), h))
+    order = {LABEL[n]: i for n, i in LOSS_ORDER.items()}
+    return sorted(set(hues), key=lambda h: (order.get(h.split(" ")[0], 9), h))
 
 
 def palette(trials: pd.DataFrame) -> dict[str, tuple]:
     """GAN in orange, WGAN in blue in every figure (their paper-setting cells); ablations in colours
     far from both, so an ablation is never mistaken for the loss it varies."""
     base = sns.color_palette("colorblind")
-    main = {"gan": base[1], "wgan": base[0]}
-    spare = [base[i] for i in (2, 4, 5, 6, 8, 9, 7)]
+    # GAN orange, WGAN blue, then the other Wasserstein variants; ablations from what is left
+    order = sorted(LOSS_ORDER, key=LOSS_ORDER.get)
+    mains = [base[i] for i in (1, 0, 2, 4, 3)]
+    main = dict(zip(order, mains))
+    spare = [c for c in base if c not in main.values()]
     first = trials[trials["in_verdict"]].drop_duplicates("loss").set_index("hue")["loss"].to_dict()
     colors: dict[str, tuple] = {}
     for h in hue_order(trials["hue"]):
@@ -198,7 +202,8 @@ def claim2_figures(run, a: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
     ran = run.trials[run.trials["status"].isin(["completed", "diverged"])]
     for group, t in ran.groupby("group", sort=False):
         q = primary_metric(run.trials, t.iloc[0]["data"])
-        specs = [(loss, ESTIMATE[loss], True) for loss in ("wgan", "gan") if (t["loss"] == loss).any()]
+        specs = [(loss, ESTIMATE[loss], True) for loss in sorted(LOSS_ORDER, key=lambda n: -LOSS_ORDER[n])
+                 if (t["loss"] == loss).any()]
         specs += [(None, q, False)] if q else []
         curves = [_curves(run, t if loss is None else t[t["loss"] == loss], key, filt) for loss, key, filt in specs]
         if all(df.empty for df in curves):
@@ -218,7 +223,7 @@ def claim2_figures(run, a: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
             ax.set_xlabel("generator iterations")
             n = t["num_samples"].median()
             ax.set_ylabel(metric_label(key, n))
-            ax.set_title(f"{loss.upper()} loss estimate (median of 101 iterations)" if loss
+            ax.set_title(f"{LABEL[loss]} loss estimate (median of 101 iterations)" if loss
                          else "sample quality (lower is better)")
         # one legend under the panels: inside, it covered the curves
         entries: dict[str, object] = {}
@@ -246,9 +251,9 @@ def claim2_figures(run, a: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
             sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title_fontsize=8)
             ax.set_xlabel(f"final {metric_label(r['estimate'])}")
             ax.set_ylabel(f"final {metric_label(r['quality'], sub['num_samples'].median())}")
-            ax.set_title(f"{r['data']}, {r['loss'].upper()}: Spearman ρ = "
+            ax.set_title(f"{r['data']}, {LABEL.get(r['loss'], r['loss'])}: Spearman ρ = "
                          f"{r['spearman']:.2f} (n = {r['n']})" if r["spearman"] == r["spearman"]
-                         else f"{r['data']}, {r['loss'].upper()}: n = {r['n']} (too few for ρ)")
+                         else f"{r['data']}, {LABEL.get(r['loss'], r['loss'])}: n = {r['n']} (too few for ρ)")
         fig.suptitle("Claim 2 — across trials: final loss estimate vs final quality (one dot per trial)")
         figs.append((_save(fig, out / "claim2_final_estimate_vs_quality.png"),
                      "Final estimate vs final quality, all completed trials of one loss."))

@@ -17,12 +17,16 @@ from typing import Any, Optional
 import pandas as pd
 import yaml
 
+from lightning_modules import ALGORITHMS
+
 TRIAL_FILES = ("result.json", "config.yaml", "metrics.csv")
 # Order used in every count table: terminal states first, then what never finished.
 STATUSES = ("completed", "diverged", "failed", "incomplete", "missing")
 # Keys that define a cell on their own (loss, backbone label, data) or are replicates (seed).
 CELL_KEYS = {"loss", "seed", "data.name", "backbone", "backbone.generator", "backbone.critic"}
-LOSS_SECTIONS = ("gan.", "wgan.")
+LOSS_SECTIONS = tuple(f"{n}." for n in ALGORITHMS.names())
+# trial-id prefixes, longest first (wgan_gp before wgan)
+_LOSS_RE = "|".join(sorted(ALGORITHMS.names(), key=len, reverse=True))
 COLUMNS = ("seed", "error", "diverged_at", "device", "gen_iters", "critic_iters", "wall_s", "eval_s", "versions",
            "num_samples", "corr_estimate", "corr_quality", "corr_n", "corr_spearman", "corr_pearson", "issues")
 
@@ -64,7 +68,7 @@ def backbone_label(bb: Any) -> str:
 
 def parse_trial_id(tid: str) -> dict[str, Any]:
     """`wgan_dcgan-mlp_stacked_mnist5k_s0_1a2b3c4d` -> loss, backbone, data, seed (for trials with no config)."""
-    m = re.match(r"^(?:ac)?(gan|wgan)_([^_]+)_(.+)_s(\d+)_[0-9a-f]+$", tid)  # ac: conditional
+    m = re.match(rf"^(?:ac)?({_LOSS_RE})_([^_]+)_(.+)_s(\d+)_[0-9a-f]+$", tid)  # ac: conditional
     if not m:
         return {"loss": "?", "backbone": "?", "data": "?", "seed": math.nan}
     return {"loss": m[1], "backbone": m[2].replace("-", "/"), "data": m[3], "seed": int(m[4])}

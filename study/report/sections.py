@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from study.report.cells import Verdict, ci, fmt, metric_label, pm
+from study.report.cells import LABEL, Verdict, ci, fmt, metric_label, pm
 
 CLAIMS = {"1": "Claim 1 — WGAN is robust to the choice of architecture",
           "2": "Claim 2 — the WGAN loss tracks sample quality",
@@ -25,9 +25,14 @@ def _rate(x: float) -> str:
     return f"{x:.0%}" if x == x else "–"
 
 
-def verdict_blocks(v: Verdict) -> list[tuple]:
-    return [("verdict", v.verdict, v.reason), ("p", "**Rule:**"), ("ul", v.rule),
-            ("p", "**Numbers that decided it:**"), ("ul", v.evidence or ["(no cell qualified)"])]
+def verdict_blocks(vs: list[Verdict]) -> list[tuple]:
+    """One verdict per Wasserstein variant in the run (the rule is printed once)."""
+    blocks = []
+    for v in vs:
+        head = [("h", 3, f"{LABEL.get(v.variant, v.variant)} vs GAN")] if len(vs) > 1 else []
+        blocks += head + [("verdict", v.verdict, v.reason), ("p", "**Numbers that decided it:**"),
+                          ("ul", v.evidence or ["(no cell qualified)"])]
+    return blocks + [("p", "**Rule:**"), ("ul", vs[0].rule)]
 
 
 def _col(df: pd.DataFrame, name: str) -> list:
@@ -45,7 +50,7 @@ def _used(flag) -> str:
     return "yes" if flag else "no (ablation)"
 
 
-def claim1_blocks(tabs: dict, v: Verdict, figs: list) -> list[tuple]:
+def claim1_blocks(tabs: dict, v: list[Verdict], figs: list) -> list[tuple]:
     q, st, d = tabs["claim1_quality"], tabs["claim1_states"], tabs["claim1_difference"]
     sd = pd.DataFrame({
         "cell": _col(st, "cell"), "metric": _map(st, metric_label, "metric"),
@@ -81,7 +86,7 @@ def claim1_blocks(tabs: dict, v: Verdict, figs: list) -> list[tuple]:
     return blocks + [("img", p, c) for p, c in figs]
 
 
-def claim2_blocks(tabs: dict, v: Verdict, figs: list) -> list[tuple]:
+def claim2_blocks(tabs: dict, v: list[Verdict], figs: list) -> list[tuple]:
     c, a = tabs["claim2_correlation"], tabs["claim2_across_trials"]
     with_p = lambda r, p: f"{fmt(r, 2)} ({fmt(p, 2)})"
     cd = pd.DataFrame({
@@ -95,7 +100,7 @@ def claim2_blocks(tabs: dict, v: Verdict, figs: list) -> list[tuple]:
         "mean Pearson r": _map(c, lambda x: fmt(x, 2), "pearson_mean"), "outcome": _col(c, "outcome"),
         "in verdict": _map(c, _used, "in_verdict"), "trials": _col(c, "trials")})
     ad = pd.DataFrame({
-        "data": _col(a, "data"), "loss": _map(a, lambda x: str(x).upper(), "loss"),
+        "data": _col(a, "data"), "loss": _map(a, lambda x: LABEL.get(x, str(x)), "loss"),
         "final estimate": _map(a, metric_label, "estimate"), "final quality": _map(a, metric_label, "quality"),
         "trials (n)": _col(a, "n"), "Spearman ρ (p)": _map(a, with_p, "spearman", "spearman_p"),
         "Pearson r (p)": _map(a, with_p, "pearson", "pearson_p"), "backbones": _col(a, "backbones"),
@@ -107,7 +112,7 @@ def claim2_blocks(tabs: dict, v: Verdict, figs: list) -> list[tuple]:
     return blocks + [("img", p, cap) for p, cap in figs]
 
 
-def claim3_blocks(tabs: dict, v: Verdict, figs: list) -> list[tuple]:
+def claim3_blocks(tabs: dict, v: list[Verdict], figs: list) -> list[tuple]:
     m = tabs["claim3_modes"]
     blocks = [("h", 2, CLAIMS["3"]), ("p", PAPER["3"])] + verdict_blocks(v)
     if m.empty:
@@ -147,7 +152,8 @@ def compute_blocks(comp: pd.DataFrame, figs: list) -> list[tuple]:
 
 
 def summary_blocks(verdicts: list[Verdict]) -> list[tuple]:
-    df = pd.DataFrame({"claim": [CLAIMS[v.claim] for v in verdicts], "verdict": [v.verdict for v in verdicts],
+    df = pd.DataFrame({"claim": [CLAIMS[v.claim] + v.title_suffix for v in verdicts],
+                       "verdict": [v.verdict for v in verdicts],
                        "because": [v.reason for v in verdicts]})
     return [("table", df, "Verdicts (rules and numbers in each section)")]
 

@@ -1,0 +1,32 @@
+"""WGAN-GP (Gulrajani et al. 2017, "Improved Training of Wasserstein GANs", Algorithm 1): the Wasserstein
+loss with a two-sided gradient penalty on random interpolates, no clipping. Defaults: lambda = 10,
+n_critic = 5, Adam alpha = 1e-4, beta1 = 0, beta2 = 0.9. Batch norm makes a per-sample penalty invalid, so
+the DCGAN critic uses layer normalisation (their suggested drop-in), recorded as `critic_norm`."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from lightning_modules.algorithms import ALGORITHMS, Algorithm
+from lightning_modules.constraints import GradientPenalty
+from lightning_modules.losses import w_estimate, wasserstein_loss
+from lightning_modules.settings import Beta, CriticNorm, Float, Int, OptimSettings
+
+
+class WganGpSettings(OptimSettings):
+    optimizer: Literal["adam", "rmsprop"] = "adam"
+    lr: Float = Field(1e-4, gt=0)
+    betas: tuple[Beta, Beta] = (0.0, 0.9)
+    n_critic: Int = Field(5, gt=0)
+    gp_weight: Float = Field(10.0, ge=0)
+    critic_norm: CriticNorm = "layer"
+
+
+ALGORITHMS.register("wgan_gp", Algorithm(
+    name="wgan_gp", label="WGAN-GP", settings=WganGpSettings, loss=lambda s: wasserstein_loss,
+    constraint=lambda s, g: GradientPenalty(s.gp_weight, g), critic_steps=lambda k, s: s.n_critic,
+    estimate_key="train/w_estimate", estimate_label="W estimate (-critic loss, penalty excluded)", estimate=w_estimate,
+    paper_keys=("optimizer", "lr", "betas", "n_critic", "gp_weight", "critic_norm"), wasserstein=True,
+    critic_norm=lambda s: s.critic_norm, constraint_label="gradient penalty",
+    reference="Gulrajani et al. 2017, arXiv 1704.00028, Algorithm 1"))
