@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from study.rundir import FINAL_SAMPLES, load_result, trial_dirs
 from benchmarks import common
 from benchmarks.common import emit, machine, median, rnd
 from benchmarks.fanout import quick_sets, run_sweep, warm_cache
@@ -32,8 +33,10 @@ TARGET = 0.10
 
 def read_trials(run_dir: Path) -> list[dict]:
     rows = []
-    for p in sorted(run_dir.glob("*/result.json")):
-        r = json.loads(p.read_text())
+    for d in trial_dirs(run_dir):
+        r, _ = load_result(d)
+        if r is None:
+            continue
         cfg = r.get("config") or {}
         bb = cfg.get("backbone", {})
         label = bb.get("generator") if bb.get("generator") == bb.get("critic") else f"{bb.get('generator')}/{bb.get('critic')}"
@@ -138,10 +141,10 @@ def candidates(run_dir: Path, cache: Path) -> list[dict]:
     have_pot = importlib.util.find_spec("ot") is not None
     ctx = WorkerContext(cache)
     rows = []
-    for res_path in sorted(run_dir.glob("*/result.json")):
-        r = json.loads(res_path.read_text())
-        npz = res_path.parent / "samples.npz"
-        if r.get("status") != "completed" or not npz.exists():
+    for d in trial_dirs(run_dir):
+        r, _ = load_result(d)
+        npz = d / FINAL_SAMPLES
+        if r is None or r.get("status") != "completed" or not npz.exists():
             continue
         cfg = load_trial_config(r["config"])
         ev = ctx.evaluator(cfg, "cpu")

@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from study.rundir import load_result, trial_dirs
 from benchmarks import common
 from benchmarks.common import REPO, emit, machine, median, rnd
 
@@ -55,7 +56,7 @@ def run_sweep(out: Path, sets: list[str], workers, cache: Path) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    results = [json.loads(p.read_text()) for p in sorted(out.glob("*/result.json"))]
+    results = [r for r in (load_result(d)[0] for d in trial_dirs(out)) if r is not None]
     statuses: dict[str, int] = {}
     for r in results:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
@@ -94,7 +95,7 @@ def startup_probe(workers: int, tasks_per_worker: int, gen_iters: int, cache: Pa
             order.setdefault(ev[2], []).append(ev[1])
     per_worker = []
     for pid, ids in order.items():
-        res = [json.loads((tmp / t / "result.json").read_text()) for t in ids]
+        res = [load_result(tmp / t)[0] or {} for t in ids]
         per_worker.append({"trial_wall_s_in_order": [r.get("wall_s") for r in res],
                            "eval_s_in_order": [r.get("eval_s") for r in res]})
     firsts = [w["trial_wall_s_in_order"][0] for w in per_worker]

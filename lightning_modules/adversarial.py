@@ -71,6 +71,7 @@ class AdversarialModule(pl.LightningModule):
         self.gen_iter = 0
         self.critic_iters = 0
         self.row: dict[str, float] = {}  # this iteration's metrics; callbacks may add eval/* before it is logged
+        self.history: list[dict] = []    # every row logged by this process (a resumed trial adds the kept ones)
 
     def critic_steps(self, gen_iter: int) -> int:
         return self.spec.critic_steps(gen_iter, self.settings)
@@ -159,8 +160,10 @@ class AdversarialModule(pl.LightningModule):
 
     def flush_row(self) -> None:
         """Log this iteration's row (train/* and any eval/* added by callbacks) at step = gen_iter."""
-        if self.logger is not None and self.row:
-            self.logger.log_metrics(self.row, step=self.gen_iter)
+        if self.row:
+            self.history.append({"step": self.gen_iter, **self.row})  # the trial's final values read these
+            if self.logger is not None:
+                self.logger.log_metrics(self.row, step=self.gen_iter)
         self.row = {}
 
     def eval_labels(self, n: int) -> Optional[torch.Tensor]:

@@ -8,7 +8,6 @@ some did, 2 for bad input or an unusable environment (one line on stderr), 130 w
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ from typing import Optional
 from study.cli import FAILED, INTERRUPTED, OK, Interrupted
 from study.cli import run as run_cli
 from study.config import UserError
-from study.io import ensure_dir, write_json, write_yaml
+from study.io import ensure_dir, write_yaml
 from study.spec import Trial, load_spec, varied_value
 
 DISPLAY_INTERVAL_S = 10.0  # progress lines when stderr is not a terminal
@@ -61,44 +60,6 @@ def check_devices(devices: str, n_gpus: int) -> None:
             raise UserError(f"--devices: '{d}' is not a device (allowed: auto, cpu, cuda:N[,cuda:M...])")
         if int(d[5:]) >= n_gpus:
             raise UserError(f"--devices: {d} not available (this machine has {n_gpus} GPU(s))")
-
-
-class Lock:
-    """One sweep per output directory: a second one refuses instead of interleaving results."""
-
-    def __init__(self, out: Path):
-        self.path = out / ".lock"
-
-    def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(self.fd)
-            raise UserError(f"{self.path.parent}: another sweep (pid {holder}) is running on this directory; "
-                            "wait for it or choose another --out") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)  # closing releases the lock (so does the process dying)
-
-    @staticmethod
-    def held(out: Path) -> bool:
-        """Is a sweep running on `out` right now? (The file stays; the lock dies with its holder.)"""
-        try:
-            fd = os.open(out / ".lock", os.O_RDONLY)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
 
 
 def trial_table(trials: list[Trial]) -> str:
@@ -149,14 +110,14 @@ def todo(trials: list[Trial], out: Path, retry_failed: bool) -> tuple[list[Trial
     """(trials to run, trials skipped, trials whose result.json was damaged). A damaged result.json is set
     aside (renamed result.json.damaged) and its trial runs again: it resumes from its last checkpoint, so
     a finished trial comes back with the same numbers."""
-    from study.results import DONE, load_result
+    from study.rundir import DONE, RESULT, load_result
     run, skipped, damaged = [], 0, []
     for t in trials:
         res, problem = load_result(out / t.id)
         if problem:
             damaged.append(t.id)
             try:
-                (out / t.id / "result.json").rename(out / t.id / "result.json.damaged")
+                (out / t.id / RESULT).rename(out / t.id / f"{RESULT}.damaged")
             except OSError:
                 pass  # the re-run replaces it anyway
         status = res.get("status") if res else None
@@ -169,7 +130,7 @@ def todo(trials: list[Trial], out: Path, retry_failed: bool) -> tuple[list[Trial
 
 def keep_spec(out: Path, doc: dict) -> None:
     """sweep.yaml is the spec as run; a different (or unreadable) earlier one is kept under a dated name."""
-    from study.results import read_yaml
+    from study.rundir import read_yaml
     path = out / "sweep.yaml"
     if path.exists():
         old, problem = read_yaml(path)
@@ -224,8 +185,8 @@ def sweep(args: argparse.Namespace) -> int:
     preflight(args, trials, out)
     import torch
     from study.executors import WorkerFailure, plan_slots, run_local, run_ray
-    from study.results import ResultsTable
-    with Lock(out):
+    from study.rundir import Lock, ResultsTable, write_result
+    with Lock(out, UserError):
         keep_spec(out, doc)
         run, skipped, damaged = todo(trials, out, args.retry_failed)
         table = ResultsTable(out, min_interval_s=RESULTS_INTERVAL_S)
@@ -245,7 +206,7 @@ def sweep(args: argparse.Namespace) -> int:
         tasks = [(t.id, t.config.model_dump(mode="json"), str(out / t.id)) for t in run]
 
         def worker_died(trial_id: str, error: str) -> None:
-            write_json(out / trial_id / "result.json", {"trial_id": trial_id, "status": "failed", "error": error})
+            write_result(out / trial_id, {"trial_id": trial_id, "status": "failed", "error": error})
 
         events = (run_ray(tasks, slots, args.cache_dir) if args.executor == "ray"
                   else run_local(tasks, slots, args.cache_dir, worker_died))

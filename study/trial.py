@@ -23,8 +23,8 @@ from lightning_modules.backbones import build, make_conditional
 from study.callbacks import CheckpointCallback, EvalCallback, ProgressCallback
 from study.config import TrialConfig
 from study.data import DATASETS, Dataset, RealSampler, load_dataset
-from study.io import write_json, write_yaml
-from study.results import DONE, load_result  # noqa: F401  (DONE: the states a resumed sweep skips)
+from study.metrics import quality_metric
+from study.rundir import CHECKPOINTS, METRICS, DONE, load_result, write_config, write_result  # noqa: F401
 
 log = logging.getLogger("wgan-study")
 FINAL_WINDOW = 101  # the paper median-filters loss curves over 101 iterations; final train values use it
@@ -161,11 +161,12 @@ def _rows_up_to(metrics: Path, step: int) -> list[dict]:
     return out
 
 
-def final_values(trial_dir: Path, estimate_key: str) -> tuple[dict, dict]:
-    """(final metrics, loss-quality correlation) from metrics.csv."""
+def final_values(rows: list[dict], estimate_key: str) -> tuple[dict, dict]:
+    """(final metrics, loss-quality correlation) from the trial's metrics rows (those it resumed with and
+    those it logged: no re-reading of metrics.csv)."""
     import pandas as pd
     from study.eval.stats import loss_quality_correlation, median_filter
-    df = pd.read_csv(trial_dir / "metrics.csv")
+    df = pd.DataFrame(rows).sort_values("step", kind="stable")
     final: dict[str, float] = {}
     for col in df.columns:
         if col == "train/critic_iters":  # a counter: its last value, not a filtered one
@@ -174,7 +175,7 @@ def final_values(trial_dir: Path, estimate_key: str) -> tuple[dict, dict]:
             final[col] = float(median_filter(df[col].to_numpy(), FINAL_WINDOW)[-1])
         elif col.startswith("eval/"):  # NaN (e.g. mode_kl with no high-quality sample) stays visible as null
             final[col] = float(df[col].dropna().iloc[-1]) if df[col].notna().any() else None
-    quality = next((c for c in ("eval/fid@domain", "eval/fid@inception", "eval/w1") if c in df.columns), None)
+    quality = quality_metric(c for c in df.columns if df[c].notna().any())
     corr = loss_quality_correlation(df, estimate_key, quality) if quality and estimate_key in df else {}
     return final, corr
 
@@ -186,21 +187,22 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
     quiet_lightning()
     skip_nvml_cuda_check()
     trial_dir.mkdir(parents=True, exist_ok=True)
-    write_yaml(trial_dir / "config.yaml", cfg.resolved())
+    write_config(trial_dir, cfg.resolved())
     t0 = time.perf_counter()
     result: dict[str, Any] = {"trial_id": cfg.trial_id(), "status": "failed", "error": None, "diverged_at": None,
                               "gen_iters": 0, "critic_iters": 0, "device": device, "versions": versions()}
     module = evaluator_cb = ckpt = None
+    kept: list[dict] = []
     resume_step = 0
     try:
         data = ctx.dataset(cfg)
         real = RealSampler(data, cfg.train.batch_size, cfg.seed, device)
         module = build_module(cfg, real, data.shape)
-        ckpt_dir = trial_dir / "checkpoints"
+        ckpt_dir = trial_dir / CHECKPOINTS
         ckpt, resume_step = latest_checkpoint(ckpt_dir)
         logger = CSVLogger(save_dir=str(trial_dir), name="", version="")
         result["resumed_from"] = resume_step
-        kept = _rows_up_to(trial_dir / "metrics.csv", resume_step) if ckpt else []
+        kept = _rows_up_to(trial_dir / METRICS, resume_step) if ckpt else []
         logger.experiment.metrics.extend(kept)  # the writer truncates the file; keep what the checkpoint covers
         evaluator_cb = EvalCallback(ctx.evaluator(cfg, device), trial_dir, data.kind, data.modes)
         callbacks = [evaluator_cb, CheckpointCallback(ckpt_dir, cfg.train.checkpoint_every, cfg.train.keep_checkpoints)]
@@ -233,9 +235,9 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
         if module.logger is not None:
             module.logger.save()
         result.update(gen_iters=module.gen_iter, critic_iters=module.critic_iters)
-        if (trial_dir / "metrics.csv").exists():
+        if kept + module.history:
             try:
-                result["final"], result["correlation"] = final_values(trial_dir, module.estimate_key)
+                result["final"], result["correlation"] = final_values(kept + module.history, module.estimate_key)
             except Exception as e:  # a failed trial's partial metrics must not hide its real error
                 result["final_error"] = f"{type(e).__name__}: {e}"
     result["wall_s"] = round(time.perf_counter() - t0, 3)
@@ -246,10 +248,10 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
                            "abs_diff": {k: abs(v - evaluator_cb.last[k]) for k, v in evaluator_cb.repeat.items()
                                         if k in evaluator_cb.last and v is not None and evaluator_cb.last[k] is not None}}
     result["config"] = cfg.resolved()
-    write_json(trial_dir / "result.json", result)
+    write_result(trial_dir, result)
     return result
 
 
 def read_result(trial_dir: Path) -> Optional[dict]:
-    """result.json as a dict; None when there is none or it is damaged (study.results.load_result says how)."""
+    """result.json as a dict; None when there is none or it is damaged (study.rundir.load_result says how)."""
     return load_result(trial_dir)[0]

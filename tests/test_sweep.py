@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from study.sweep import Lock, main
+from study.rundir import Lock
+from study.sweep import main
 
 SPEC = """name: t
 base:
@@ -62,7 +63,7 @@ def test_sweep_writes_the_contract(tmp_path):
     assert (out / "sweep.yaml").exists()
     # results.csv is regenerable from the trial directories
     (out / "results.csv").unlink()
-    from study.results import write_results_csv
+    from study.rundir import write_results_csv
     pd.testing.assert_frame_equal(pd.read_csv(write_results_csv(out)), df)
 
 

@@ -6,7 +6,6 @@ PNG and the CSV behind it. Nothing here trains or evaluates.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,10 +19,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-import yaml  # noqa: E402
 
 from study.io import atomic_path  # noqa: E402
-from study.results import get_dotted  # noqa: E402
+from study.metrics import QUALITY, label, quality_metric  # noqa: E402
+from study.rundir import CONFIG, get_dotted, grids, load_result, read_metrics, read_yaml  # noqa: E402
 
 DPI = 110
 MEDIAN_WINDOW = 101  # the paper (and the reference code's README) median-filter loss curves over 101 iterations
@@ -88,23 +87,14 @@ def _grid_step(p: Path) -> int:
 
 
 def read_trial(d: Path) -> Optional[TrialRun]:
-    """A trial directory (one with config.yaml), or None for anything else."""
-    try:
-        cfg = yaml.safe_load((d / "config.yaml").read_text())
-    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8 (a damaged file is no trial)
+    """A trial directory (one with a readable config.yaml), or None for anything else (study.rundir reads it)."""
+    cfg, _ = read_yaml(d / CONFIG)
+    if not isinstance(cfg, dict):  # a damaged file is no trial
         return None
-    if not isinstance(cfg, dict):
-        return None
-    try:
-        metrics = pd.read_csv(d / "metrics.csv", on_bad_lines="skip")  # a kill can tear the last line
-    except (OSError, ValueError, pd.errors.ParserError):
-        metrics = None
-    try:
-        result = json.loads((d / "result.json").read_text())
-    except (OSError, ValueError):
-        result = {}
-    grids = sorted(((_grid_step(p), p) for p in (d / "samples").glob("grid_*.png")), key=lambda t: t[0])
-    return TrialRun(d, cfg, metrics, result if isinstance(result, dict) else {}, grids)
+    metrics, _ = read_metrics(d)
+    result, _ = load_result(d)
+    steps = sorted(((_grid_step(p), p) for p in grids(d)), key=lambda t: t[0])
+    return TrialRun(d, cfg, metrics, result or {}, steps)
 
 
 def current_ids(sweep_dir: Path) -> Optional[set[str]]:
@@ -150,15 +140,11 @@ def median_filtered(values: np.ndarray, window: int = MEDIAN_WINDOW) -> np.ndarr
 
 
 def quality_key(t: TrialRun) -> Optional[str]:
-    """The trial's sample-quality column: exact W1 on toys, FID otherwise (lower is better for both)."""
-    for key in ("eval/w1", "eval/fid@inception", "eval/fid@domain"):
-        if t.column(key) is not None:
-            return key
-    return None
+    """The trial's sample-quality column, by the metric registry's precedence (lower is better for all)."""
+    return quality_metric(k for k in QUALITY if t.column(k) is not None)
 
 
-QUALITY_LABEL = {"eval/w1": "exact W1 to real samples", "eval/fid@domain": "FID (domain features)",
-                 "eval/fid@inception": "FID (Inception)"}
+QUALITY_LABEL = {k: label(k) for k in QUALITY}
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from lightning_modules import ALGORITHMS
+from study.metrics import QUALITY, label, quality_metric
 from study.report.load import LOSS_SECTIONS, flatten
 
 from study.eval.stats import t_interval, welch_interval
@@ -23,7 +24,6 @@ LOSS_ORDER = {n: i for i, n in enumerate(sorted(ALGORITHMS.names(), key=lambda n
 ESTIMATE = {n: a.estimate_key for n, a in ALGORITHMS.items()}
 LABEL = {n: a.label for n, a in ALGORITHMS.items()}
 VARIANTS = [n for n in LOSS_ORDER if ALGORITHMS.get(n).wasserstein]  # each is judged against the GAN
-HIGHER_BETTER = ("eval/hq", "eval/modes")
 
 
 def variants_in(trials: pd.DataFrame) -> list[str]:
@@ -116,34 +116,24 @@ def diff_ci(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, f
 
 
 def quality_metrics(trials: pd.DataFrame, data: str) -> list[str]:
-    """Final-quality keys present for a data set: every FID extractor for images, W1 for toys."""
+    """Final-quality keys present for a data set (study.metrics: every FID extractor for images, W1 for toys)."""
     sub = trials[trials["data"] == data]
-    keys = sorted(c for c in sub.columns if c.startswith("eval/fid@") and sub[c].notna().any())
-    if "eval/w1" in sub.columns and sub["eval/w1"].notna().any():
-        keys.append("eval/w1")
-    return keys
+    return [k for k in QUALITY if k in sub.columns and sub[k].notna().any()]
 
 
 def primary_metric(trials: pd.DataFrame, data: str) -> str | None:
-    """The metric a verdict is decided on: Inception FID where every completed trial has it (the
-    standard), else domain-feature FID, else W1 (toys)."""
+    """The metric a verdict is decided on, by the registry's precedence; Inception FID only where every
+    completed trial has it (a verdict must not mix extractors), else the next one."""
     keys = quality_metrics(trials, data)
     done = trials[(trials["data"] == data) & (trials["status"] == "completed")]
-    if "eval/fid@inception" in keys and done["eval/fid@inception"].notna().all():
-        return "eval/fid@inception"
-    return next((k for k in ("eval/fid@domain", "eval/fid@inception", "eval/w1") if k in keys), None)
+    top = quality_metric(keys)
+    if top is not None and not done[top].notna().all() and len(keys) > 1:
+        return quality_metric(k for k in keys if k != top)
+    return top
 
 
 def metric_label(key: str, n: float = math.nan) -> str:
-    if not isinstance(key, str):  # a cell with no quality metric (e.g. its trials' configs are unreadable)
-        return "–"
-    ns = f", N={int(n)}" if n == n else ""
-    if key.startswith("eval/fid@"):
-        return f"FID ({key.split('@', 1)[1]} features{ns})"
-    return {"eval/w1": "W1 to real samples (exact OT)", "eval/kid@domain": "KID (domain features)",
-            "eval/modes": "modes covered", "eval/mode_kl": "reverse KL over modes (nats)",
-            "eval/hq": "high-quality samples (%)", "train/w_estimate": "W estimate (-critic loss)",
-            "train/js_estimate": "JS estimate (log 2 - D loss / 2)"}.get(key, key)
+    return label(key, n)
 
 
 def fmt(x: float, digits: int = 3) -> str:

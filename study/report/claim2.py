@@ -8,7 +8,8 @@ import pandas as pd
 from scipy import stats
 
 from study.eval.stats import t_bound
-from study.report.cells import (ESTIMATE, HIGHER_BETTER, LABEL, VARIANTS, variants_in, Verdict, cells, ci, fmt, ids, metric_label,
+from study.metrics import higher_better
+from study.report.cells import (ESTIMATE, LABEL, VARIANTS, variants_in, Verdict, cells, ci, fmt, ids, metric_label,
                                 primary_metric, summarize)
 from study.report.evidence import MOVED
 from study.report.outcomes import ALPHA, MIN_SEEDS, trial_evidence
@@ -39,7 +40,7 @@ RULE = [
 
 
 def _sign(quality: str) -> int:
-    return -1 if quality in HIGHER_BETTER else 1
+    return -1 if higher_better(quality) else 1
 
 
 def _trial_rhos(run, t: pd.DataFrame) -> pd.DataFrame:

@@ -18,10 +18,11 @@ import pandas as pd
 import yaml
 
 from lightning_modules import ALGORITHMS
+from study import rundir
+from study.rundir import REPORT_STATUSES, RESULT, Lock, load_result, read_config, read_metrics, trial_dirs
 
-TRIAL_FILES = ("result.json", "config.yaml", "metrics.csv")
 # Order used in every count table: terminal states first, then what never finished.
-STATUSES = ("completed", "diverged", "failed", "incomplete", "missing")
+STATUSES = REPORT_STATUSES
 # Keys that define a cell on their own (loss, backbone label, data) or are replicates (seed).
 CELL_KEYS = {"loss", "seed", "data.name", "backbone", "backbone.generator", "backbone.critic"}
 LOSS_SECTIONS = tuple(f"{n}." for n in ALGORITHMS.names())
@@ -74,17 +75,6 @@ def parse_trial_id(tid: str) -> dict[str, Any]:
     return {"loss": m[1], "backbone": m[2].replace("-", "/"), "data": m[3], "seed": int(m[4])}
 
 
-def _read(path: Path, reader, issues: list[str]) -> Any:
-    if not path.exists():
-        issues.append(f"no {path.name}")
-        return None
-    try:
-        return reader(path)
-    except Exception as e:  # a torn or corrupt file is reported, never fatal
-        issues.append(f"{path.name} unreadable ({type(e).__name__})")
-        return None
-
-
 def _num(x: Any) -> float:
     try:
         return float(x)
@@ -94,13 +84,10 @@ def _num(x: Any) -> float:
 
 def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], list[Path]]:
     """(row, flattened config or None, metrics or None, grid PNGs) for one trial directory."""
-    issues: list[str] = []
-    res = _read(d / "result.json", lambda p: json.loads(p.read_text()), issues)
-    cfg = _read(d / "config.yaml", lambda p: yaml.safe_load(p.read_text()), issues)
-    # a kill can tear the last line of metrics.csv: skip it rather than lose the trial's curves
-    met = _read(d / "metrics.csv", lambda p: pd.read_csv(p, on_bad_lines="skip"), issues)
-    res = res if isinstance(res, dict) else None
-    cfg = cfg if isinstance(cfg, dict) else (res or {}).get("config")
+    res, res_problem = load_result(d)
+    cfg, cfg_problem = read_config(d, res)
+    met, met_problem = read_metrics(d)
+    issues = [p for p in (res_problem or (None if res else f"no {RESULT}"), cfg_problem, met_problem) if p]
     row: dict[str, Any] = {"trial_id": d.name, "status": (res or {}).get("status") or "incomplete"}
     row.update(parse_trial_id(d.name))
     if cfg:
@@ -133,7 +120,7 @@ def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], l
             issues.append(f"final numbers: {res['final_error']}")
     if pd.isna(row.get("num_samples", math.nan)) and cfg:
         row["num_samples"] = _num((cfg.get("eval") or {}).get("num_samples"))
-    grids = sorted((d / "samples").glob("grid_*.png")) if (d / "samples").is_dir() else []
+    grids = rundir.grids(d)
     row["n_grids"] = len(grids)
     row["issues"] = "; ".join(issues)
     return row, (flatten(cfg) if cfg else None), met, grids
@@ -151,7 +138,7 @@ def varied_keys(configs: list[dict], results_cols: list[str]) -> list[str]:
 
 
 def _results_csv(root: Path, notes: list[str]) -> pd.DataFrame:
-    path = root / "results.csv"
+    path = root / rundir.RESULTS_CSV
     if not path.exists():
         return pd.DataFrame()
     try:
@@ -166,7 +153,7 @@ def load_run(run_dir: Path) -> Run:
     if not root.is_dir():
         raise ReportError(f"{root}: no such run directory")
     notes: list[str] = []
-    spec_path = root / "sweep.yaml"
+    spec_path = root / rundir.SPEC
     spec_text, spec = "", None
     try:
         spec_text = spec_path.read_bytes().decode("utf-8")
@@ -180,14 +167,11 @@ def load_run(run_dir: Path) -> Run:
         except yaml.YAMLError:
             notes.append("sweep.yaml is not valid YAML")
     name = str(spec.get("name")) if isinstance(spec, dict) and spec.get("name") else root.resolve().name
-    from study.sweep import Lock
     if Lock.held(root):
         notes.append("a sweep is running on this directory right now: counts can change")
 
     rows, configs, metrics, grids = [], {}, {}, {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not any((d / f).exists() for f in TRIAL_FILES):
-            continue
+    for d in trial_dirs(root, any_file=True):
         row, flat, met, g = read_trial(d)
         rows.append(row)
         if flat:
