@@ -288,20 +288,10 @@ def window_callback(w: Window, sync: bool = False):
 
 
 def lightning_fit(cfg, module, trial_dir: Path, extra_callbacks: list, device: str = "cpu") -> None:
-    """trainer.fit as run_trial sets it up: CSVLogger, EvalCallback (no evaluator: with eval.every 0 it
-    acts only at the last iteration), CheckpointCallback, same Trainer flags."""
-    import pytorch_lightning as pl
-    from pytorch_lightning.loggers import CSVLogger
-    from study.callbacks import CheckpointCallback, EvalCallback
-    from study.trial import GenIterations
-    data = dataset(cfg)
-    logger = CSVLogger(save_dir=str(trial_dir), name="", version="")
-    callbacks = [*extra_callbacks, EvalCallback(None, trial_dir, data.kind, data.modes),
-                 CheckpointCallback(trial_dir / "checkpoints", cfg.train.checkpoint_every, cfg.train.keep_checkpoints)]
-    trainer = pl.Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
-                         max_steps=-1, logger=logger, callbacks=callbacks, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(trial_dir))
+    """trainer.fit with run_trial's own Trainer (study.trial.make_trainer), without an evaluator (with
+    eval.every 0 the EvalCallback acts only at the last iteration and iteration 0)."""
+    from study.trial import GenIterations, make_trainer
+    trainer, _ = make_trainer(cfg, trial_dir, dataset(cfg), None, device, extra_callbacks)
     trainer.fit(module, train_dataloaders=GenIterations(cfg.train.gen_iters))
 
 

@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from study.registry import Registry
+from lightning_modules.registry import Registry
 
 LOG2 = math.log(2.0)
 

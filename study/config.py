@@ -17,8 +17,7 @@ from lightning_modules.backbones import Sizes
 from study.registry import UnknownName
 
 
-class UserError(ValueError):
-    """Bad input from the user (config, spec, data files): the CLI prints str() and exits 2."""
+from study.errors import UserError  # noqa: E402  (re-exported: every CLI catches it from here)
 
 
 class ConfigError(UserError):

@@ -10,14 +10,18 @@ import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from study.config import DataConfig, UserError
+from study.errors import UserError
 from study.registry import Registry
+
+# A data config (study.config.DataConfig), read by attribute: name, image_size, root, download, holdout,
+# synthetic_size. Not imported: the config validates names against this module's registry.
+DataConfig = Any
 
 SPLIT_SEED = 1234  # the train / held-out split is a property of the data, not of a trial
 
@@ -50,6 +54,8 @@ class DatasetInfo:
     labelled: bool                     # labels exist (toys: the mixture component; modes are counted on them)
     load: Callable[[DataConfig, Path], Dataset]
     classes: int = 0                   # classes a conditional (AC) model can be asked for; 0: not conditional
+    modes: Optional[int] = None        # modes counted for claim 3 (toy components, classes, digit triples)
+    classifier: Optional[tuple[str, int]] = None  # (data set the domain classifier learns, channels it reads)
 
 
 DATASETS: Registry[DatasetInfo] = Registry("data set")
@@ -216,13 +222,16 @@ def _image_folder(cfg: DataConfig, root: Path) -> Dataset:
     return Dataset("image_folder", "image", None, test, stream=stream)
 
 
-DATASETS.register("ring8", DatasetInfo("points", True, _toy("ring8")))
-DATASETS.register("grid25", DatasetInfo("points", True, _toy("grid25")))
-DATASETS.register("mnist5k", DatasetInfo("image", True, _mnist5k, classes=10))
-# stacked MNIST's 1,000 labels are the modes counted for claim 3, not classes to condition on
-DATASETS.register("stacked_mnist5k", DatasetInfo("image", True, _stacked_mnist5k))
+DATASETS.register("ring8", DatasetInfo("points", True, _toy("ring8"), modes=8))
+DATASETS.register("grid25", DatasetInfo("points", True, _toy("grid25"), modes=25))
+DATASETS.register("mnist5k", DatasetInfo("image", True, _mnist5k, classes=10, modes=10, classifier=("mnist5k", 1)))
+# stacked MNIST's 1,000 labels are the modes counted for claim 3, not classes to condition on; its
+# classifier is the MNIST one, reading each channel
+DATASETS.register("stacked_mnist5k", DatasetInfo("image", True, _stacked_mnist5k, modes=1000,
+                                                 classifier=("mnist5k", 1)))
 for _name in _TV:
-    DATASETS.register(_name, DatasetInfo("image", True, _torchvision(_name), classes=10))
+    DATASETS.register(_name, DatasetInfo("image", True, _torchvision(_name), classes=10, modes=10,
+                                         classifier=(_name, 3 if _name == "cifar10" else 1)))
 DATASETS.register("image_folder", DatasetInfo("image", False, _image_folder))
 
 

@@ -180,6 +180,22 @@ def final_values(rows: list[dict], estimate_key: str) -> tuple[dict, dict]:
     return final, corr
 
 
+def make_trainer(cfg: TrialConfig, trial_dir: Path, data: Dataset, evaluator: Any, device: str,
+                 extra_callbacks: list = (), kept_rows: list = (), show_progress_bar: bool = False):
+    """(Trainer, its EvalCallback) for one trial, as every trial runs: CSV metrics (with the rows a resumed
+    trial keeps), evaluation, atomic checkpoints. The benchmarks time this very setup."""
+    logger = CSVLogger(save_dir=str(trial_dir), name="", version="")
+    logger.experiment.metrics.extend(kept_rows)  # the writer truncates the file; keep what the checkpoint covers
+    evaluator_cb = EvalCallback(evaluator, trial_dir, data.kind, data.modes)
+    callbacks = [*extra_callbacks, evaluator_cb,
+                 CheckpointCallback(trial_dir / CHECKPOINTS, cfg.train.checkpoint_every, cfg.train.keep_checkpoints)]
+    trainer = pl.Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
+                         max_steps=-1, logger=logger, callbacks=callbacks, enable_checkpointing=False,
+                         enable_progress_bar=show_progress_bar, enable_model_summary=False,
+                         num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(trial_dir))
+    return trainer, evaluator_cb
+
+
 def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optional[WorkerContext] = None,
               progress: Optional[Callable[[int], None]] = None, show_progress_bar: bool = False) -> dict:
     """Train (or resume) one trial to completion and write result.json; returns the result."""
@@ -200,19 +216,14 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
         module = build_module(cfg, real, data.shape)
         ckpt_dir = trial_dir / CHECKPOINTS
         ckpt, resume_step = latest_checkpoint(ckpt_dir)
-        logger = CSVLogger(save_dir=str(trial_dir), name="", version="")
         result["resumed_from"] = resume_step
         kept = _rows_up_to(trial_dir / METRICS, resume_step) if ckpt else []
-        logger.experiment.metrics.extend(kept)  # the writer truncates the file; keep what the checkpoint covers
-        evaluator_cb = EvalCallback(ctx.evaluator(cfg, device), trial_dir, data.kind, data.modes)
-        callbacks = [evaluator_cb, CheckpointCallback(ckpt_dir, cfg.train.checkpoint_every, cfg.train.keep_checkpoints)]
+        extra = []
         if progress is not None:
             progress(resume_step)
-            callbacks.append(ProgressCallback(progress))
-        trainer = pl.Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
-                             max_steps=-1, logger=logger, callbacks=callbacks, enable_checkpointing=False,
-                             enable_progress_bar=show_progress_bar, enable_model_summary=False,
-                             num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(trial_dir))
+            extra.append(ProgressCallback(progress))
+        trainer, evaluator_cb = make_trainer(cfg, trial_dir, data, ctx.evaluator(cfg, device), device, extra, kept,
+                                             show_progress_bar)
         trainer.fit(module, train_dataloaders=GenIterations(cfg.train.gen_iters),
                     ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
         result["status"] = "completed"

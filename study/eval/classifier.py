@@ -32,11 +32,6 @@ def train_steps(image_size: int) -> int:
     return 800 if image_size < 32 else 400
 MAX_SHIFT = 2           # pixels of random translation during training (small data: helps ~1%)
 
-# Which data set the classifier is trained on, and how many channels it reads.
-_BASE = {"mnist5k": ("mnist5k", 1), "stacked_mnist5k": ("mnist5k", 1), "mnist": ("mnist", 1),
-         "fashion_mnist": ("fashion_mnist", 1), "cifar10": ("cifar10", 3)}
-
-
 class DomainNet(nn.Module):
     """Strided-conv LeNet: conv5x5/2 -> conv3x3/2 -> conv3x3/2 -> 4x4 pool -> fc (features) -> fc (logits).
     Strided convolutions instead of conv + max-pool: ~5x cheaper, so training stays well under a
@@ -70,12 +65,14 @@ class DomainNet(nn.Module):
 
 
 def base_of(data_name: str) -> Optional[tuple[str, int]]:
-    """(data set the classifier trains on, its channels), or None when no labels exist (image_folder)."""
-    return _BASE.get(data_name)
+    """(data set the classifier trains on, its channels), or None when no labels exist (image_folder): a fact
+    of the data set's registration (study/data.py)."""
+    from study.data import DATASETS
+    return DATASETS.get(data_name).classifier if data_name in DATASETS else None
 
 
 def cache_file(cache_dir: Path, data_name: str, image_size: int, seed: int = 0) -> Path:
-    base, _ = _BASE[data_name]
+    base, _ = base_of(data_name)
     return Path(cache_dir) / "classifiers" / f"domain-{base}-{image_size}px-v{ARCH_VERSION}-s{seed}.pt"
 
 
@@ -150,7 +147,7 @@ def training_data(data_cfg: DataConfig, data=None):
     """The labelled data the classifier learns from, always with the default split (the cache key
     has no holdout: a classifier trained on another split could have seen someone's held-out
     images). `data` is reused when it is exactly that set."""
-    base, _ = _BASE[data_cfg.name]
+    base, _ = base_of(data_cfg.name)
     cfg = DataConfig(name=base, image_size=data_cfg.image_size, root=data_cfg.root, download=data_cfg.download)
     if data is not None and data.name == base and data.train_x is not None and data_cfg.holdout == cfg.holdout:
         return data
@@ -163,9 +160,9 @@ def get_classifier(data_cfg: DataConfig, cache_dir: Path, device: torch.device |
     """(classifier in eval mode on `device`, held-out accuracy). Loads the cached state_dict when
     present, otherwise trains on the base data set's training split (mnist5k for stacked_mnist5k)
     and caches it. `data`: the already-loaded Dataset, reused when it is the base set."""
-    if data_cfg.name not in _BASE:
+    if base_of(data_cfg.name) is None:
         raise ValueError(f"no domain classifier for data '{data_cfg.name}' (unlabelled)")
-    base, channels = _BASE[data_cfg.name]
+    base, channels = base_of(data_cfg.name)
     path = cache_file(cache_dir, data_cfg.name, data_cfg.image_size, seed)
     with _file_lock(path):
         if path.exists():

@@ -17,7 +17,12 @@ REAL = (2.0, 0.5)    # mean, std
 FAKE = (-2.0, 0.5)
 FIG2 = {"mlp_width": 64, "batch_size": 256, "steps": 800,
         "gan": {"optimizer": "adam", "lr": 1e-3, "betas": (0.5, 0.999)},
-        "wgan": {"optimizer": "rmsprop", "lr": 5e-4, "clip": 0.01}}
+        "wgan": {"optimizer": "rmsprop", "lr": 5e-4, "clip": 0.01},
+        # the follow-ups' constraints on the same critic (their own optimizers, at Fig. 2's learning rate)
+        "wgan_gp": {"optimizer": "adam", "lr": 1e-3, "betas": (0.0, 0.9), "gp_weight": 10.0},
+        "wgan_sn": {"optimizer": "adam", "lr": 1e-3, "betas": (0.5, 0.9)}}
+CRITICS = ("wgan", "wgan_gp", "wgan_sn")  # every Wasserstein critic drawn in Fig. 2
+LABELS = {"wgan": "WGAN (clipping)", "wgan_gp": "WGAN-GP (penalty)", "wgan_sn": "WGAN-SN (spectral norm)"}
 
 
 def parallel_lines(theta: np.ndarray) -> pd.DataFrame:
@@ -71,35 +76,36 @@ def build_fig1(out_dir: Path, n_theta: int = 401, n_check: int = 21, n_samples: 
 
 
 def _train(loss: str, seed: int = 0, steps: int = FIG2["steps"]):
-    """Train a fresh 4-layer MLP (the project's critic) to convergence on REAL vs FAKE; returns it."""
+    """Train a fresh 4-layer MLP (the project's critic) to convergence on REAL vs FAKE with the loss and
+    critic constraint of algorithm `loss` (its registration: clipping, gradient penalty, spectral norm)."""
     import torch
+    from lightning_modules import ALGORITHMS
     from lightning_modules.backbones import Sizes, build
-    from lightning_modules.losses import non_saturating_loss, wasserstein_loss
-    from study.config import ModelConfig
+    from lightning_modules.adversarial import make_optimizer
 
     torch.manual_seed(seed)
+    spec = ALGORITHMS.get(loss)
+    settings = spec.settings(**FIG2[loss])
     net = build("mlp", "critic", Sizes(nz=1, mlp_width=FIG2["mlp_width"]), (1,))
     g = torch.Generator().manual_seed(seed)
-    cfg = FIG2[loss]
-    if cfg["optimizer"] == "adam":
-        opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"], betas=cfg["betas"])
-    else:
-        opt = torch.optim.RMSprop(net.parameters(), lr=cfg["lr"])
-    fn = non_saturating_loss if loss == "gan" else wasserstein_loss
+    constraint = spec.constraint(settings, g)
+    constraint.prepare(net)
+    opt, fn = make_optimizer(settings, net.parameters()), spec.loss(settings)
     n = FIG2["batch_size"]
     history = []
     for _ in range(steps):
+        constraint.before_update(net)
         real = REAL[0] + REAL[1] * torch.randn(n, 1, generator=g)
         fake = FAKE[0] + FAKE[1] * torch.randn(n, 1, generator=g)
         terms = fn(net(real), net(fake))
+        extra = constraint.penalty(net, real, fake)
         opt.zero_grad(set_to_none=True)
-        terms.d_loss.backward()
+        (terms.d_loss + (extra["loss"] if extra else 0)).backward()
         opt.step()
-        if loss == "wgan":
-            with torch.no_grad():
-                for p in net.parameters():
-                    p.clamp_(-cfg["clip"], cfg["clip"])
+        constraint.after_update(net)
         history.append(float(terms.d_loss.detach()))
+    constraint.before_update(net)  # the critic as the generator would next meet it (clipped, if clipping)
+    net.eval()  # spectral norm: use the estimate as trained, without one more power iteration
     return net, history
 
 
@@ -122,35 +128,37 @@ def fig2_data(seed: int = 0, steps: int = FIG2["steps"], n_x: int = 601) -> tupl
     try:
         with torch.random.fork_rng():
             gan, gan_hist = _train("gan", seed, steps)
-            wgan, wgan_hist = _train("wgan", seed, steps)
+            critics = {loss: _train(loss, seed, steps) for loss in CRITICS}
     finally:
         torch.set_num_threads(threads)
     x = np.linspace(-6, 6, n_x)
     logit, dlogit = _values_and_grads(gan, x)
     d = 1 / (1 + np.exp(-logit))
-    f, df_dx = _values_and_grads(wgan, x)
     pr, pf = _normal(x, *REAL), _normal(x, *FAKE)
     table = pd.DataFrame({"x": x, "p_real": pr, "p_fake": pf, "d_optimal": pr / np.maximum(pr + pf, 1e-300),
-                          "gan_logit": logit, "gan_D": d, "gan_dD_dx": d * (1 - d) * dlogit,
-                          "wgan_critic": f, "wgan_dcritic_dx": df_dx})
-    info = {"gan_final_d_loss": float(np.mean(gan_hist[-50:])),
-            "wgan_final_w_estimate": -float(np.mean(wgan_hist[-50:])), "steps": steps}
+                          "gan_logit": logit, "gan_D": d, "gan_dD_dx": d * (1 - d) * dlogit})
+    info = {"gan_final_d_loss": float(np.mean(gan_hist[-50:])), "steps": steps}
+    for loss, (net, hist) in critics.items():
+        table[f"{loss}_critic"], table[f"{loss}_dcritic_dx"] = _values_and_grads(net, x)
+        info[f"{loss}_final_w_estimate"] = -float(np.mean(hist[-50:]))
     return table, info
 
 
 def fig2_summary(df: pd.DataFrame) -> dict:
     """Numbers behind the sentence: gradients at the fake mode relative to each network's largest gradient,
-    and how linear the critic is between the two modes (R^2 of a straight-line fit)."""
+    and how linear each critic is between the two modes (R^2 of a straight-line fit)."""
     at_fake = (df["x"] - FAKE[0]).abs().idxmin()
-    g_rel = abs(df["gan_dD_dx"][at_fake]) / max(df["gan_dD_dx"].abs().max(), 1e-300)
-    w_rel = abs(df["wgan_dcritic_dx"][at_fake]) / max(df["wgan_dcritic_dx"].abs().max(), 1e-300)
+    rel = lambda col: float(abs(df[col][at_fake]) / max(df[col].abs().max(), 1e-300))  # noqa: E731
     span = df[(df["x"] >= FAKE[0] - 2 * FAKE[1]) & (df["x"] <= REAL[0] + 2 * REAL[1])]
-    coef = np.polyfit(span["x"], span["wgan_critic"], 1)
-    resid = span["wgan_critic"] - np.polyval(coef, span["x"])
-    tot = ((span["wgan_critic"] - span["wgan_critic"].mean()) ** 2).sum()
-    r2 = float(1 - (resid ** 2).sum() / tot) if tot > 0 else math.nan
-    return {"gan_grad_at_fake_rel": float(g_rel), "wgan_grad_at_fake_rel": float(w_rel), "critic_linear_r2": r2,
-            "gan_D_at_fake": float(df["gan_D"][at_fake])}
+    out = {"gan_grad_at_fake_rel": rel("gan_dD_dx"), "gan_D_at_fake": float(df["gan_D"][at_fake])}
+    for loss in CRITICS:
+        f = span[f"{loss}_critic"]
+        coef = np.polyfit(span["x"], f, 1)
+        resid, tot = f - np.polyval(coef, span["x"]), ((f - f.mean()) ** 2).sum()
+        out[f"{loss}_grad_at_fake_rel"] = rel(f"{loss}_dcritic_dx")
+        out[f"{loss}_linear_r2"] = float(1 - (resid ** 2).sum() / tot) if tot > 0 else math.nan
+    out["critic_linear_r2"] = out["wgan_linear_r2"]  # the paper's critic (weight clipping)
+    return out
 
 
 def build_fig2(out_dir: Path, seed: int = 0, steps: int = FIG2["steps"]) -> tuple[Path, Path]:
@@ -165,16 +173,19 @@ def build_fig2(out_dir: Path, seed: int = 0, steps: int = FIG2["steps"]) -> tupl
         a.fill_between(df["x"], df["p_fake"] / peak, color="grey", alpha=0.3, label=f"fake N{FAKE}")
         a.plot(df["x"], df["gan_D"], color=COLORS["gan"], lw=2, label="GAN discriminator D(x) = σ(logit)")
         a.plot(df["x"], df["d_optimal"], color="black", ls=":", lw=1, label="optimal D* = p_r / (p_r + p_g)")
-        f = df["wgan_critic"]
-        a.plot(df["x"], (f - f.min()) / max(f.max() - f.min(), 1e-300), color=COLORS["wgan"], lw=2,
-               label="WGAN critic f(x), rescaled to [0, 1]")
+        for loss in CRITICS:
+            f = df[f"{loss}_critic"]
+            a.plot(df["x"], (f - f.min()) / max(f.max() - f.min(), 1e-300), color=COLORS[loss], lw=2,
+                   ls="-" if loss == "wgan" else "--", label=f"{LABELS[loss]} critic f(x), rescaled to [0, 1]")
         a.set(xlabel="x", ylabel="value (densities scaled to peak 1)", title="Values after training to convergence")
         a.legend(fontsize=7, loc="center left")
         tiny = 1e-12
         a_g = df["gan_dD_dx"].abs() / df["gan_dD_dx"].abs().max()
-        a_w = df["wgan_dcritic_dx"].abs() / df["wgan_dcritic_dx"].abs().max()
         b.semilogy(df["x"], a_g.clip(lower=tiny), color=COLORS["gan"], lw=2, label="|dD/dx|, GAN discriminator")
-        b.semilogy(df["x"], a_w.clip(lower=tiny), color=COLORS["wgan"], lw=2, label="|df/dx|, WGAN critic")
+        for loss in CRITICS:
+            a_w = df[f"{loss}_dcritic_dx"].abs() / df[f"{loss}_dcritic_dx"].abs().max()
+            b.semilogy(df["x"], a_w.clip(lower=tiny), color=COLORS[loss], lw=2, ls="-" if loss == "wgan" else "--",
+                       label=f"|df/dx|, {LABELS[loss]} critic")
         b.axvspan(FAKE[0] - 2 * FAKE[1], FAKE[0] + 2 * FAKE[1], color="grey", alpha=0.15, label="fake mass (±2 sd)")
         b.set(xlabel="x", ylabel="|gradient| / its maximum over x (log scale)", ylim=(tiny, 3),
               title="Gradients the generator would get")
@@ -182,7 +193,8 @@ def build_fig2(out_dir: Path, seed: int = 0, steps: int = FIG2["steps"]) -> tupl
         fig.suptitle(f"Fig. 2 — GAN discriminator vs WGAN critic separating two 1-D Gaussians "
                      f"({steps} steps each, 4-layer ReLU MLP of width {FIG2['mlp_width']})\n"
                      f"at the fake mode, relative gradient: GAN {s['gan_grad_at_fake_rel']:.1e}, "
-                     f"WGAN {s['wgan_grad_at_fake_rel']:.2f}; critic straight-line fit R² = "
-                     f"{s['critic_linear_r2']:.3f}", fontsize=10)
+                     + ", ".join(f"{LABELS[c]} {s[c + '_grad_at_fake_rel']:.2f}" for c in CRITICS)
+                     + "\ncritics' straight-line fit R² between the modes: "
+                     + ", ".join(f"{LABELS[c]} {s[c + '_linear_r2']:.3f}" for c in CRITICS), fontsize=10)
         png = save_png(fig, out_dir / "fig2_discriminator_vs_critic.png")
     return png, save_csv(df, out_dir / "fig2_discriminator_vs_critic.csv")

@@ -26,7 +26,8 @@ from study.rundir import CONFIG, get_dotted, grids, load_result, read_metrics, r
 
 DPI = 110
 MEDIAN_WINDOW = 101  # the paper (and the reference code's README) median-filter loss curves over 101 iterations
-COLORS = {"gan": sns.color_palette("colorblind")[1], "wgan": sns.color_palette("colorblind")[0]}
+COLORS = {"gan": sns.color_palette("colorblind")[1], "wgan": sns.color_palette("colorblind")[0],
+          "wgan_gp": sns.color_palette("colorblind")[2], "wgan_sn": sns.color_palette("colorblind")[4]}
 PathLike = Union[str, Path]
 
 

@@ -69,7 +69,10 @@ def _fig2_describe(csv: Path) -> str:
             f"{'agrees' if ok else 'does not agree'} with the paper: at the fake mode D(x) = "
             f"{s['gan_D_at_fake']:.1e} and |dD/dx| is {s['gan_grad_at_fake_rel']:.1e} of its maximum, whereas the "
             f"critic's |df/dx| there is {s['wgan_grad_at_fake_rel']:.2f} of its maximum and a straight line fits "
-            f"the critic between the modes with R² = {s['critic_linear_r2']:.3f}.")
+            f"the critic between the modes with R² = {s['critic_linear_r2']:.3f}. The follow-ups' constraints on the "
+            f"same critic (described, not part of the paper's claim): gradient penalty |df/dx| "
+            f"{s['wgan_gp_grad_at_fake_rel']:.2f}, R² {s['wgan_gp_linear_r2']:.3f}; spectral normalisation "
+            f"{s['wgan_sn_grad_at_fake_rel']:.2f}, R² {s['wgan_sn_linear_r2']:.3f}.")
 
 
 def _fig1_describe(csv: Path) -> str:

@@ -11,7 +11,8 @@ import pandas as pd
 from study.io import ensure_dir
 from study.report import compute, doc, sections
 from study.report.cells import PAPER_SETTINGS
-from study.report.load import STATUSES, ReportError, Run, flatten, load_run
+from study.report.cells import flatten
+from study.report.load import STATUSES, ReportError, Run, load_run
 
 
 def _clean(out: Path) -> None:

@@ -11,14 +11,13 @@ import numpy as np
 import pandas as pd
 
 from lightning_modules import ALGORITHMS
+from study.data import DATASETS
 from study.metrics import QUALITY, label, quality_metric
-from study.report.load import LOSS_SECTIONS, flatten
 
 from study.eval.stats import t_interval, welch_interval
 
-# Modes (classes) of each labelled data set, for "modes covered" as a fraction (study/data.py).
-N_MODES = {"ring8": 8, "grid25": 25, "mnist5k": 10, "stacked_mnist5k": 1000, "mnist": 10,
-           "fashion_mnist": 10, "cifar10": 10}
+# Modes of each labelled data set (its registration), for "modes covered" as a fraction.
+N_MODES = {n: DATASETS.get(n).modes for n in DATASETS.names() if DATASETS.get(n).modes}
 # GAN first, then the Wasserstein variants, in registry order; labels and estimates from each registration
 LOSS_ORDER = {n: i for i, n in enumerate(sorted(ALGORITHMS.names(), key=lambda n: (ALGORITHMS.get(n).wasserstein, n)))}
 ESTIMATE = {n: a.estimate_key for n, a in ALGORITHMS.items()}
@@ -30,6 +29,19 @@ def variants_in(trials: pd.DataFrame) -> list[str]:
     """The Wasserstein variants a run's verdict cells hold (the WGAN at least, so every claim has a verdict)."""
     have = set(trials.loc[trials["in_verdict"].astype(bool), "loss"]) if len(trials) else set()
     return [v for v in VARIANTS if v in have] or ["wgan"]
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested config -> {'wgan.clip': 0.01, ...}; lists become JSON text so they compare as values."""
+    if not isinstance(d, dict):
+        return {prefix: json.dumps(d) if isinstance(d, (list, tuple)) else d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+LOSS_SECTIONS = tuple(f"{n}." for n in ALGORITHMS.names())  # config sections of the algorithms
 
 
 def norm(v: Any) -> str:

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from study.report.cells import LABEL, PAPER_SETTINGS, cells, ids, norm, paper_settings
-from study.report.load import STATUSES, flatten
+from study.report.cells import flatten
+from study.report.load import STATUSES
 
 
 def status_table(run) -> pd.DataFrame:

@@ -19,13 +19,13 @@ import yaml
 
 from lightning_modules import ALGORITHMS
 from study import rundir
+from study.report.cells import assign_cells, flatten, splitting_keys
 from study.rundir import REPORT_STATUSES, RESULT, Lock, load_result, read_config, read_metrics, trial_dirs
 
 # Order used in every count table: terminal states first, then what never finished.
 STATUSES = REPORT_STATUSES
 # Keys that define a cell on their own (loss, backbone label, data) or are replicates (seed).
 CELL_KEYS = {"loss", "seed", "data.name", "backbone", "backbone.generator", "backbone.critic"}
-LOSS_SECTIONS = tuple(f"{n}." for n in ALGORITHMS.names())
 # trial-id prefixes, longest first (wgan_gp before wgan)
 _LOSS_RE = "|".join(sorted(ALGORITHMS.names(), key=len, reverse=True))
 COLUMNS = ("seed", "error", "diverged_at", "device", "gen_iters", "critic_iters", "wall_s", "eval_s", "versions",
@@ -48,16 +48,6 @@ class Run:
     configs: dict[str, dict] = field(default_factory=dict)  # trial_id -> flattened config
     tied: list[str] = field(default_factory=list)  # varied, but fixed within each loss x data x backbone
     notes: list[str] = field(default_factory=list)
-
-
-def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested config -> {'wgan.clip': 0.01, ...}; lists become JSON text so they compare as values."""
-    if not isinstance(d, dict):
-        return {prefix: json.dumps(d) if isinstance(d, (list, tuple)) else d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
 
 
 def backbone_label(bb: Any) -> str:
@@ -198,7 +188,6 @@ def load_run(run_dir: Path) -> Run:
     for col in COLUMNS:  # columns every section reads, present even when no trial wrote them
         if col not in trials:
             trials[col] = math.nan
-    from study.report.cells import assign_cells, splitting_keys
     varied, tied = splitting_keys(trials, configs, varied_keys(list(configs.values()), results_cols))
     trials = assign_cells(trials, configs, varied)
     return Run(root, name, spec_text, trials, metrics, grids, varied, configs=configs, tied=tied, notes=notes)
