@@ -137,6 +137,10 @@ class EvalConfig(_Strict):
         return v
 
 
+class LogConfig(_Strict):
+    tensorboard: Bool = False                     # also write TensorBoard events to <trial>/tb (study/tensorboard.py)
+
+
 class TrialConfig(_Strict):
     loss: Literal["gan", "wgan"] = "wgan"
     backbone: BackbonePair = Field("dcgan", validate_default=True)  # a name means both G and D
@@ -151,6 +155,7 @@ class TrialConfig(_Strict):
     # and class_weight x cross-entropy of that head added to both players' losses.
     conditional: Bool = False
     class_weight: Float = Field(1.0, ge=0)
+    log: LogConfig = LogConfig()                  # what a trial logs besides metrics.csv; never changes a result
 
     @field_validator("backbone", mode="before")
     @classmethod
@@ -188,6 +193,8 @@ class TrialConfig(_Strict):
         d = self.resolved()
         if not self.conditional:  # ids of unconditional trials predate these keys: keep them stable
             d.pop("conditional"), d.pop("class_weight")
+        if self.log == LogConfig():  # ids predate the log section too
+            d.pop("log")
         digest = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
         bb = self.backbone.label.replace("/", "-")
         return f"{'ac' if self.conditional else ''}{self.loss}_{bb}_{self.data.name}_s{self.seed}_{digest}"

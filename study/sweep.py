@@ -188,6 +188,11 @@ def preflight(args: argparse.Namespace, trials: list[Trial], out: Path) -> None:
             check_available(trials[0].config.data.model_validate_json(data_json))
         except DataError as e:
             raise UserError(f"{args.spec}: {e}") from None
+    if any(t.config.log.tensorboard for t in trials):
+        import importlib.util
+        if importlib.util.find_spec("tensorboard") is None:
+            raise UserError(f"{args.spec}: log.tensorboard: true needs the tensorboard package "
+                            "(pip install 'wgan-study[tensorboard]')")
     import torch
     check_devices(args.devices, torch.cuda.device_count())
     from study.eval.evaluator import default_cache_dir

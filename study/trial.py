@@ -60,6 +60,7 @@ class WorkerContext:
         self.cache_dir, self.evaluate = cache_dir, evaluate
         self._data: dict[str, Dataset] = {}
         self._evaluators: dict[str, Any] = {}
+        self._provenance: dict[str, dict] = {}
 
     def dataset(self, cfg: TrialConfig) -> Dataset:
         key = cfg.data.model_dump_json()
@@ -76,6 +77,14 @@ class WorkerContext:
             self._evaluators[key] = Evaluator(self.dataset(cfg), cfg.data, cfg.eval, torch.device(device),
                                               self.cache_dir or default_cache_dir())
         return self._evaluators[key]
+
+
+    def provenance(self, device: str) -> dict:
+        """Git state and host devices, once per worker: the code it runs was imported when it started."""
+        if device not in self._provenance:
+            from study.provenance import provenance
+            self._provenance[device] = provenance(device)
+        return self._provenance[device]
 
 
 def quiet_lightning() -> None:
@@ -188,7 +197,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
     write_yaml(trial_dir / "config.yaml", cfg.resolved())
     t0 = time.perf_counter()
     result: dict[str, Any] = {"trial_id": cfg.trial_id(), "status": "failed", "error": None, "diverged_at": None,
-                              "gen_iters": 0, "critic_iters": 0, "device": device, "versions": versions()}
+                              "gen_iters": 0, "critic_iters": 0, "device": device, "versions": versions(),
+                              "provenance": ctx.provenance(device)}
     module = evaluator_cb = ckpt = None
     resume_step = 0
     try:
@@ -197,12 +207,17 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
         module = build_module(cfg, real, data.shape)
         ckpt_dir = trial_dir / "checkpoints"
         ckpt, resume_step = latest_checkpoint(ckpt_dir)
-        logger = CSVLogger(save_dir=str(trial_dir), name="", version="")
+        logger = csv = CSVLogger(save_dir=str(trial_dir), name="", version="")
         result["resumed_from"] = resume_step
         kept = _rows_up_to(trial_dir / "metrics.csv", resume_step) if ckpt else []
-        logger.experiment.metrics.extend(kept)  # the writer truncates the file; keep what the checkpoint covers
+        csv.experiment.metrics.extend(kept)  # the writer truncates the file; keep what the checkpoint covers
         evaluator_cb = EvalCallback(ctx.evaluator(cfg, device), trial_dir, data.kind, data.modes)
         callbacks = [evaluator_cb, CheckpointCallback(ckpt_dir, cfg.train.checkpoint_every, cfg.train.keep_checkpoints)]
+        if cfg.log.tensorboard:  # after EvalCallback: it logs the grid that one has just saved
+            from study.tensorboard import TeeLogger, TensorBoardCallback, tensorboard_logger
+            tb = tensorboard_logger(trial_dir, resume_step if ckpt else 0)
+            logger = TeeLogger(csv, tb)
+            callbacks.insert(1, TensorBoardCallback(tb, trial_dir))
         if progress is not None:
             progress(resume_step)
             callbacks.append(ProgressCallback(progress))
@@ -240,6 +255,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
     result["wall_s"] = round(time.perf_counter() - t0, 3)
     result["eval_s"] = round(evaluator_cb.seconds, 3) if evaluator_cb else 0.0
     result["eval_info"] = getattr(evaluator_cb.evaluator, "info", {}) if evaluator_cb else {}
+    if evaluator_cb and evaluator_cb.crosscheck:
+        result["crosscheck"] = evaluator_cb.crosscheck
     if evaluator_cb and evaluator_cb.repeat:  # the final metrics once more, on an independent noise set
         result["noise"] = {"repeat": evaluator_cb.repeat,
                            "abs_diff": {k: abs(v - evaluator_cb.last[k]) for k, v in evaluator_cb.repeat.items()
