@@ -2,11 +2,12 @@
 the torchmetrics cross-check of a real trial."""
 import subprocess
 
+import pandas as pd
 import pytest
 
 from study.config import load_trial_config
 from study.provenance import HARNESS_ROOT, cpu_model, git_state, gpu_name
-from study.results import load_result
+from study.results import load_result, write_results_csv
 from study.trial import WorkerContext, run_trial
 
 
@@ -48,8 +49,9 @@ def test_host_devices():
 def test_mnist_trial_records_provenance_extra_metrics_and_crosscheck(tiny, tmp_path):
     cfg = load_trial_config(tiny(backbone="dcgan", data__name="mnist5k", data__image_size=16, model__nz=8,
                                  model__width=4, train__gen_iters=4, eval__every=0, eval__num_samples=300))
-    run_trial(cfg, tmp_path, ctx=WorkerContext())
-    res, problem = load_result(tmp_path)
+    trial = tmp_path / "run" / cfg.trial_id()
+    run_trial(cfg, trial, ctx=WorkerContext())
+    res, problem = load_result(trial)
     assert problem is None and res["status"] == "completed"
     prov = res["provenance"]
     head = _git(HARNESS_ROOT, "rev-parse", "HEAD")
@@ -64,3 +66,6 @@ def test_mnist_trial_records_provenance_extra_metrics_and_crosscheck(tiny, tmp_p
     kid = res["crosscheck"]["kid@domain"]
     assert kid["torchmetrics"] == pytest.approx(kid["torch_fidelity"], rel=1e-9)
     assert kid["n_gen"] == kid["n_real"] == 200  # m = min(N_real = holdout, N_gen = 300)
+    row = pd.read_csv(write_results_csv(tmp_path / "run")).iloc[0]
+    assert row["eval/isc@domain"] == pytest.approx(final["eval/isc@domain"])
+    assert row["eval/recall@domain"] == pytest.approx(final["eval/recall@domain"])
