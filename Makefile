@@ -9,7 +9,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e ".[test,ray]"
+	$(PY) -m pip install -q -e ".[test,ray,tensorboard]"
 	$(PY) -c "import importlib.metadata as m; v = m.version('torch'); assert v.startswith('2.14.1'), v"
 	touch $@
 

@@ -28,6 +28,7 @@ class EvalCallback(pl.Callback):
         self.seconds = 0.0
         self.last: dict[str, float] = {}
         self.repeat: dict[str, float] = {}
+        self.crosscheck: dict = {}  # the final FID/KID once more, by torchmetrics (study/eval/crosscheck.py)
 
     def on_train_start(self, trainer: pl.Trainer, module: Any) -> None:
         if module.gen_iter == 0:  # a fresh start; a resumed trial already has its step-0 row
@@ -53,6 +54,7 @@ class EvalCallback(pl.Callback):
                   title=f"{cfg.loss} {cfg.backbone.label}, generator iteration {module.gen_iter}", nrow=nrow)
         if final and self.evaluator is not None:
             self.repeat = self.evaluator(module.sample(cfg.eval.num_samples, repeat=True), final=False, labels=labels)
+            self.crosscheck = getattr(self.evaluator, "crosscheck", lambda x: {})(samples)
         if final:
             with atomic_path(self.trial_dir / "samples.npz") as tmp:
                 with open(tmp, "wb") as f:

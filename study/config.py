@@ -106,6 +106,10 @@ class EvalConfig(_Strict):
         return v
 
 
+class LogConfig(_Strict):
+    tensorboard: Bool = False                     # also write TensorBoard events to <trial>/tb (study/tensorboard.py)
+
+
 class _TrialBase(_Strict):
     loss: str = "wgan"                            # an algorithm of lightning_modules.ALGORITHMS
     backbone: BackbonePair = Field("dcgan", validate_default=True)  # a name means both G and D
@@ -118,6 +122,7 @@ class _TrialBase(_Strict):
     # and class_weight x cross-entropy of that head added to both players' losses.
     conditional: Bool = False
     class_weight: Float = Field(1.0, ge=0)
+    log: LogConfig = LogConfig()                  # what a trial logs besides metrics.csv; never changes a result
     # + one section per registered algorithm (its settings, defaults = its paper's), added below
 
     @field_validator("loss")
@@ -174,6 +179,7 @@ class _TrialBase(_Strict):
             d.pop("conditional"), d.pop("class_weight")
         if self.loss == "wgan" and d["wgan"].get("clip_order") == "after":
             d["wgan"].pop("clip_order")  # every trial before the switch clipped after: same runs, same ids
+        d.pop("log")  # what a trial logs never changes its result: turning TensorBoard on resumes the same trial
         digest = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
         bb = self.backbone.label.replace("/", "-")
         return f"{'ac' if self.conditional else ''}{self.loss}_{bb}_{self.data.name}_s{self.seed}_{digest}"

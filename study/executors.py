@@ -1,10 +1,9 @@
 """Where trials run: long-lived local worker processes (one per GPU, or CPU workers with torch
-threads divided between them), or Ray tasks on a cluster. Both report the same events:
-('start', trial_id, ...), ('progress', trial_id, gen_iter), ('done', trial_id, status)."""
+threads divided between them), or Ray actors on a cluster (study/ray_executor.py). Both report the same
+events: ('start', trial_id, ...), ('progress', trial_id, gen_iter), ('done', trial_id, status)."""
 from __future__ import annotations
 
 import ctypes
-import functools
 import multiprocessing as mp
 import os
 import signal
@@ -228,59 +227,3 @@ def _stop(procs: list[_Proc], kill: bool) -> None:
             w.process.kill()
             w.process.join(timeout=5)
         w.conn.close()
-
-
-def run_ray(tasks: list[tuple[str, dict, str]], slots: list[Slot], cache_dir: Optional[str]) -> Iterator[Event]:
-    """The same trials as Ray tasks: on a running cluster (address='auto') or a local Ray.
-    Trial directories must be on storage every node sees."""
-    try:
-        import ray
-    except ImportError:
-        raise UserError("--executor ray: ray is not installed (pip install 'wgan-study[ray]')") from None
-    try:
-        ray.init(address="auto", ignore_reinit_error=True, log_to_driver=False)
-    except (ConnectionError, RuntimeError):
-        ray.init(num_cpus=len(slots) * slots[0].threads, ignore_reinit_error=True, log_to_driver=False,
-                 include_dashboard=False)
-    gpus = ray.cluster_resources().get("GPU", 0)
-    per_gpu = max(1, len(slots) // max(1, int(gpus))) if gpus else 1
-    remote = ray.remote(num_cpus=slots[0].threads, num_gpus=(1 / per_gpu) if gpus else 0,
-                        max_retries=0)(_ray_trial)
-    refs = {}
-    for trial_id, cfg, tdir in tasks:
-        refs[remote.remote(cfg, tdir, "cuda" if gpus else "cpu", slots[0].threads, cache_dir)] = trial_id
-        yield ("start", trial_id, None)
-    try:
-        while refs:
-            done, _ = ray.wait(list(refs), num_returns=1)
-            trial_id = refs.pop(done[0])
-            try:
-                status = ray.get(done[0])
-            except Exception as e:  # the task's process died: record it like a local worker death
-                status = "failed"
-                from study.io import write_json
-                write_json(Path(dict((t[0], t[2]) for t in tasks)[trial_id]) / "result.json",
-                           {"trial_id": trial_id, "status": "failed", "error": f"ray task failed: {type(e).__name__}"})
-            yield ("done", trial_id, status)
-    finally:  # interrupted or failed: stop what is still running (it resumes from its checkpoint next time)
-        for ref in refs:
-            try:
-                ray.cancel(ref, force=True)
-            except Exception:
-                pass
-
-
-@functools.lru_cache(maxsize=None)
-def _ray_context(cache_dir: Optional[str]):
-    """One WorkerContext per Ray worker process (Ray reuses them), so data and evaluators are built
-    once per worker, as with the local executor."""
-    from study.trial import WorkerContext
-    return WorkerContext(Path(cache_dir) if cache_dir else None)
-
-
-def _ray_trial(cfg: dict, trial_dir: str, device: str, threads: int, cache_dir: Optional[str]) -> str:
-    import torch
-    torch.set_num_threads(threads)
-    from study.config import TrialConfig
-    from study.trial import run_trial
-    return run_trial(TrialConfig.model_validate(cfg), Path(trial_dir), device, _ray_context(cache_dir))["status"]

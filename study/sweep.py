@@ -84,11 +84,18 @@ class Progress:
             self.running[trial] = 0
         elif kind == "progress":
             self.running[trial] = ev[2]
+        elif kind == "requeued":  # its worker was lost: back in the queue, not done
+            self.running.pop(trial, None)
         elif kind == "done":
             self.running.pop(trial, None)
             self.done += 1
             self.failed += ev[2] == "failed"
         self.show(force=kind == "done")
+
+    def say(self, text: str) -> None:
+        """A line of its own, above the progress line."""
+        sys.stderr.write(("\r\033[K" if self.tty else "") + f"[{self.name}] {text}\n")
+        sys.stderr.flush()
 
     def show(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -149,6 +156,11 @@ def preflight(args: argparse.Namespace, trials: list[Trial], out: Path) -> None:
             check_available(trials[0].config.data.model_validate_json(data_json))
         except DataError as e:
             raise UserError(f"{args.spec}: {e}") from None
+    if any(t.config.log.tensorboard for t in trials):
+        import importlib.util
+        if importlib.util.find_spec("tensorboard") is None:
+            raise UserError(f"{args.spec}: log.tensorboard: true needs the tensorboard package "
+                            "(pip install 'wgan-study[tensorboard]')")
     import torch
     check_devices(args.devices, torch.cuda.device_count())
     from study.eval.evaluator import default_cache_dir
@@ -184,7 +196,7 @@ def sweep(args: argparse.Namespace) -> int:
         return OK
     preflight(args, trials, out)
     import torch
-    from study.executors import WorkerFailure, plan_slots, run_local, run_ray
+    from study.executors import WorkerFailure, plan_slots, run_local
     from study.rundir import Lock, ResultsTable, write_result
     with Lock(out, UserError):
         keep_spec(out, doc)
@@ -193,8 +205,9 @@ def sweep(args: argparse.Namespace) -> int:
         table.write()
         slots = plan_slots(args.devices, args.workers, args.trials_per_device, os.cpu_count() or 1,
                            torch.cuda.device_count())
-        print(f"[{name}] {len(trials)} trials, {skipped} already done, {len(run)} to run on "
-              f"{len(slots)} worker(s) ({slots[0].device}, {slots[0].threads} thread(s) each) -> {out}/",
+        where = ("Ray" if args.executor == "ray" else
+                 f"{len(slots)} worker(s) ({slots[0].device}, {slots[0].threads} thread(s) each)")
+        print(f"[{name}] {len(trials)} trials, {skipped} already done, {len(run)} to run on {where} -> {out}/",
               file=sys.stderr)
         if damaged:
             print(f"[{name}] {len(damaged)} damaged result.json set aside as result.json.damaged, run again: "
@@ -208,14 +221,21 @@ def sweep(args: argparse.Namespace) -> int:
         def worker_died(trial_id: str, error: str) -> None:
             write_result(out / trial_id, {"trial_id": trial_id, "status": "failed", "error": error})
 
-        events = (run_ray(tasks, slots, args.cache_dir) if args.executor == "ray"
-                  else run_local(tasks, slots, args.cache_dir, worker_died))
+        if args.executor == "ray":
+            from study.ray_executor import run_ray
+            cache = str(Path(args.cache_dir).expanduser().resolve()) if args.cache_dir else None
+            events = run_ray(tasks, out, cache, args.workers, args.trials_per_device,
+                             len(slots) * slots[0].threads, worker_died)
+        else:
+            events = run_local(tasks, slots, args.cache_dir, worker_died)
         t0 = time.perf_counter()
         try:
             with closing(events):  # on any exception the executor stops its workers before we go on
                 for ev in events:
                     if ev[0] == "ready":
                         continue
+                    if ev[0] in ("info", "requeued"):  # the Ray executor's lines
+                        progress.say(f"{ev[1] + ': ' if ev[1] else ''}{ev[2]}")
                     progress.update(ev)
                     if ev[0] == "done":
                         table.update(ev[1])

@@ -60,6 +60,7 @@ class WorkerContext:
         self.cache_dir, self.evaluate = cache_dir, evaluate
         self._data: dict[str, Dataset] = {}
         self._evaluators: dict[str, Any] = {}
+        self._provenance: dict[str, dict] = {}
 
     def dataset(self, cfg: TrialConfig) -> Dataset:
         key = cfg.data.model_dump_json()
@@ -76,6 +77,14 @@ class WorkerContext:
             self._evaluators[key] = Evaluator(self.dataset(cfg), cfg.data, cfg.eval, torch.device(device),
                                               self.cache_dir or default_cache_dir())
         return self._evaluators[key]
+
+
+    def provenance(self, device: str) -> dict:
+        """Git state and host devices, once per worker: the code it runs was imported when it started."""
+        if device not in self._provenance:
+            from study.provenance import provenance
+            self._provenance[device] = provenance(device)
+        return self._provenance[device]
 
 
 def quiet_lightning() -> None:
@@ -181,14 +190,20 @@ def final_values(rows: list[dict], estimate_key: str) -> tuple[dict, dict]:
 
 
 def make_trainer(cfg: TrialConfig, trial_dir: Path, data: Dataset, evaluator: Any, device: str,
-                 extra_callbacks: list = (), kept_rows: list = (), show_progress_bar: bool = False):
+                 extra_callbacks: list = (), kept_rows: list = (), show_progress_bar: bool = False,
+                 resume_step: int = 0):
     """(Trainer, its EvalCallback) for one trial, as every trial runs: CSV metrics (with the rows a resumed
-    trial keeps), evaluation, atomic checkpoints. The benchmarks time this very setup."""
-    logger = CSVLogger(save_dir=str(trial_dir), name="", version="")
-    logger.experiment.metrics.extend(kept_rows)  # the writer truncates the file; keep what the checkpoint covers
+    trial keeps), evaluation, TensorBoard if asked, atomic checkpoints. The benchmarks time this very setup."""
+    logger = csv = CSVLogger(save_dir=str(trial_dir), name="", version="")
+    csv.experiment.metrics.extend(kept_rows)  # the writer truncates the file; keep what the checkpoint covers
     evaluator_cb = EvalCallback(evaluator, trial_dir, data.kind, data.modes)
     callbacks = [*extra_callbacks, evaluator_cb,
                  CheckpointCallback(trial_dir / CHECKPOINTS, cfg.train.checkpoint_every, cfg.train.keep_checkpoints)]
+    if cfg.log.tensorboard:  # after EvalCallback: it logs the grid that one has just saved
+        from study.tensorboard import TeeLogger, TensorBoardCallback, tensorboard_logger
+        tb = tensorboard_logger(trial_dir, resume_step)
+        logger = TeeLogger(csv, tb)
+        callbacks.insert(callbacks.index(evaluator_cb) + 1, TensorBoardCallback(tb, trial_dir))
     trainer = pl.Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
                          max_steps=-1, logger=logger, callbacks=callbacks, enable_checkpointing=False,
                          enable_progress_bar=show_progress_bar, enable_model_summary=False,
@@ -206,7 +221,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
     write_config(trial_dir, cfg.resolved())
     t0 = time.perf_counter()
     result: dict[str, Any] = {"trial_id": cfg.trial_id(), "status": "failed", "error": None, "diverged_at": None,
-                              "gen_iters": 0, "critic_iters": 0, "device": device, "versions": versions()}
+                              "gen_iters": 0, "critic_iters": 0, "device": device, "versions": versions(),
+                              "provenance": ctx.provenance(device)}
     module = evaluator_cb = ckpt = None
     kept: list[dict] = []
     resume_step = 0
@@ -223,7 +239,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
             progress(resume_step)
             extra.append(ProgressCallback(progress))
         trainer, evaluator_cb = make_trainer(cfg, trial_dir, data, ctx.evaluator(cfg, device), device, extra, kept,
-                                             show_progress_bar)
+                                             show_progress_bar, resume_step if ckpt else 0)
         trainer.fit(module, train_dataloaders=GenIterations(cfg.train.gen_iters),
                     ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
         result["status"] = "completed"
@@ -254,6 +270,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
     result["wall_s"] = round(time.perf_counter() - t0, 3)
     result["eval_s"] = round(evaluator_cb.seconds, 3) if evaluator_cb else 0.0
     result["eval_info"] = getattr(evaluator_cb.evaluator, "info", {}) if evaluator_cb else {}
+    if evaluator_cb and evaluator_cb.crosscheck:
+        result["crosscheck"] = evaluator_cb.crosscheck
     if evaluator_cb and evaluator_cb.repeat:  # the final metrics once more, on an independent noise set
         result["noise"] = {"repeat": evaluator_cb.repeat,
                            "abs_diff": {k: abs(v - evaluator_cb.last[k]) for k, v in evaluator_cb.repeat.items()

@@ -1,5 +1,6 @@
 """Domain classifier and Evaluator, end to end on CPU. The classifier trains once per session
 (about 15-60 s on 2 cores, depending on load) into a temporary cache."""
+import hashlib
 import math
 
 import pytest
@@ -61,15 +62,16 @@ def test_mnist_evaluator_scores_and_agrees_with_torch_fidelity(mnist_eval, mnist
     real = _pick(mnist.train_x, 1000)
     good = mnist_eval(real)
     noisy = mnist_eval((real + 0.5 * torch.randn(real.shape, generator=torch.Generator().manual_seed(1))).clamp(-1, 1))
-    assert set(good) == {"eval/fid@domain", "eval/kid@domain", "eval/modes", "eval/mode_kl", "eval/hq",
-                         "eval/modes_hq", "eval/modes_knn", "eval/hq_knn"}
+    final_only = {"eval/kid@domain", "eval/isc@domain", "eval/precision@domain", "eval/recall@domain"}
+    assert set(good) == {"eval/fid@domain", "eval/modes", "eval/mode_kl", "eval/hq", "eval/modes_hq",
+                         "eval/modes_knn", "eval/hq_knn"} | final_only
     assert good["eval/modes"] == 10 and good["eval/mode_kl"] < 0.02 and good["eval/hq"] > 0.85
     # the second classifier (pixel kNN) and the confident-sample counts agree on real digits
     assert good["eval/modes_hq"] == 10 and good["eval/modes_knn"] == 10 and good["eval/hq_knn"] > 0.8
     assert mnist_eval.info["knn_acc"] > 0.9
     blank = mnist_eval(torch.full((1000, 1, 32, 32), -1.0))  # one "image", unrecognisable or a single class
     assert blank["eval/modes"] == 1 and blank["eval/mode_kl"] == pytest.approx(math.log(10))
-    assert set(mnist_eval(real, final=False)) == set(good) - {"eval/kid@domain"}  # KID: final point only
+    assert set(mnist_eval(real, final=False)) == set(good) - final_only  # KID, IS, P/R: final point only
     assert good["eval/fid@domain"] < 0.5 and noisy["eval/fid@domain"] > 2 * good["eval/fid@domain"]
     assert good["eval/kid@domain"] < 0.01 < noisy["eval/kid@domain"]
     # the same numbers from torch-fidelity's own pipeline on the registered extractor
@@ -153,7 +155,41 @@ def test_inception_path_with_random_weights(tmp_path, monkeypatch):
     monkeypatch.undo()
     data = Dataset("image_folder", "image", None, torch.rand(8, 3, 16, 16) * 2 - 1)
     cfg = EvalConfig(num_samples=8, extractors=["inception"], inception_weights=str(weights))
-    ev = Evaluator(data, DataConfig(name="image_folder", image_size=16), cfg, "cpu", tmp_path)
+    with pytest.warns(UserWarning, match="not the standard pt_inception-2015-12-05"):
+        ev = Evaluator(data, DataConfig(name="image_folder", image_size=16), cfg, "cpu", tmp_path)
     out = ev(data.test_x)
-    assert set(out) == {"eval/fid@inception", "eval/kid@inception"} and abs(out["eval/fid@inception"]) < 1e-3
+    assert set(out) == {f"eval/{m}@inception" for m in ("fid", "kid", "isc", "precision", "recall")}
+    assert abs(out["eval/fid@inception"]) < 1e-3 and out["eval/precision@inception"] == 1.0
     assert ev.info["n_real"] == {"inception": 8}
+    # provenance: the weights' sha256, not the standard file (warned), and part of the statistics' cache key
+    sha = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert ev.info["inception_weights"] == {"file": str(weights), "sha256": sha, "standard": False}
+    assert any("not the standard pt_inception-2015-12-05" in n for n in ev.info["notes"])
+    assert [p.name for p in (tmp_path / "real_stats").glob("*.npz")] == [
+        f"image_folder_test_inception-v3-compat-{sha[:16]}_n8_{F.images_digest(F.to_uint8(data.test_x))}.npz"]
+
+
+def test_inception_score_and_precision_recall_on_domain_features(mnist_eval, mnist):
+    real = mnist_eval(_pick(mnist.train_x, 1000))
+    # real digits: ten confident classes in equal shares give an IS near 10; ~90% of their features lie in
+    # the held-out ones' 3-NN balls and the other way round (0.90 / 0.89 measured)
+    assert 8 < real["eval/isc@domain"] <= 10
+    assert real["eval/precision@domain"] > 0.8 and real["eval/recall@domain"] > 0.8
+    one = mnist_eval(mnist.train_x[mnist.train_y == 3][:1].expand(1000, -1, -1, -1))  # collapsed onto one digit
+    assert one["eval/isc@domain"] == pytest.approx(1.0, abs=1e-6) and one["eval/recall@domain"] < 0.01
+    assert mnist_eval.info["real_floor"]["eval/isc@domain"] > 8
+
+
+def test_torchmetrics_crosscheck_of_the_final_fid_and_kid(mnist_eval, mnist):
+    x = (_pick(mnist.train_x, 1200, seed=3) + 0.3 * torch.randn(1200, 1, 32, 32,
+                                                                 generator=torch.Generator().manual_seed(2))).clamp(-1, 1)
+    scores = mnist_eval(x)
+    state = torch.get_rng_state()
+    check = mnist_eval.crosscheck(x)
+    assert torch.equal(state, torch.get_rng_state())  # torchmetrics' KID subset draw is fenced off
+    fid, kid = check["fid@domain"], check["kid@domain"]
+    assert fid["torch_fidelity"] == scores["eval/fid@domain"]  # the very number the trial reports
+    # tolerances and why: study/eval/crosscheck.py
+    assert fid["torchmetrics"] == pytest.approx(fid["torch_fidelity"], rel=1e-5) and fid["rel_diff"] < 1e-5
+    assert kid["torchmetrics"] == pytest.approx(kid["torch_fidelity"], rel=1e-9) and kid["n_gen"] == 1000
+    assert fid["n_real"] == 1000 and fid["n_gen"] == 1000

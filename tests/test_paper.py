@@ -239,3 +239,11 @@ def test_quick_pipeline_end_to_end_on_tiny_sweeps(tmp_path, monkeypatch):
     mtime = {p: p.stat().st_mtime for p in runs.glob("*/*/result.json")}
     assert main(["--figure", "3", "--runs", str(runs), "--out", str(out)]) == 0  # reuses: no trial re-runs
     assert all(p.stat().st_mtime == t for p, t in mtime.items())
+
+
+def test_help_says_where_the_runs_go(capsys):
+    from study.paper.__main__ import parse_args
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(not the runs: see --runs)" in text and "runs/paper-<scale> under the current directory" in text

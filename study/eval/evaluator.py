@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -43,8 +44,8 @@ def _to3(x: torch.Tensor) -> torch.Tensor:
 class Evaluator:
     """Scores generated samples. Construction trains or loads the domain classifier, builds the
     extractors and the real statistics once; calls reuse them. Attributes: `info` (JSON-ready:
-    num_samples, n_real per extractor, real_split, domain_classifier_acc, notes, and real_floor:
-    the same metrics on N real samples), `keys` (the eval/* keys every call returns),
+    num_samples, n_real per extractor, real_split, domain_classifier_acc, notes, inception_weights (file,
+    sha256, standard) where Inception runs, and real_floor: the same metrics on N real samples), `keys` (the eval/* keys every call returns),
     `domain_extractor` (the torch-fidelity extractor of the domain classifier, or None)."""
 
     def __init__(self, data: Dataset, data_cfg: DataConfig, eval_cfg: EvalConfig,
@@ -130,9 +131,17 @@ class Evaluator:
             ok, path, note = F.find_inception_weights(c.inception_weights)
             self._note(note)
             if ok:
-                ext = create_feature_extractor("inception-v3-compat", ["2048"], cuda=cuda, verbose=False,
-                                               feature_extractor_weights_path=path)
-                self._add("inception", ext, "2048", _to3, 100, real, d.name, "inception-v3-compat")
+                ext = create_feature_extractor("inception-v3-compat", ["2048", "logits_unbiased"], cuda=cuda,
+                                               verbose=False, feature_extractor_weights_path=path)
+                weights = self.info["inception_weights"] = F.inception_weights_info(path)
+                if not weights["standard"]:
+                    msg = (f"inception weights {weights['file']} are not the standard {F.STANDARD_INCEPTION} file "
+                           f"(sha256 {weights['sha256'][:16]}...): FID@inception is not comparable with published numbers")
+                    warnings.warn(msg)
+                    self._note(msg)
+                # the weights' hash is part of the real statistics' key: other weights, other statistics
+                self._add("inception", ext, "2048", _to3, 100, real, d.name,
+                          f"inception-v3-compat-{weights['sha256'][:16]}")
                 if not cuda:
                     self._note("inception on cpu: slow (about 5 images/s on 2 cores); a GPU metric")
                 if min(self.n, len(real)) < 2048:
@@ -145,7 +154,7 @@ class Evaluator:
         self.extractors[label] = (ext, key, transform, batch, stats)
         self.info["extractors"].append(label)
         self.info["n_real"][label] = stats["n"]
-        self.keys += [f"eval/fid@{label}", f"eval/kid@{label}"]
+        self.keys += [f"eval/{m}@{label}" for m in ("fid", "kid", "isc", "precision", "recall")]
 
     # ------------------------------------------------------------------ evaluation
     def __call__(self, samples: torch.Tensor, final: bool = True, labels: Optional[torch.Tensor] = None) -> dict[str, float]:
@@ -176,10 +185,14 @@ class Evaluator:
         # One pass of the domain net gives both its FID/KID features and the mode labels.
         feats: Optional[dict] = None if self.domain_extractor is None else F.extract(self.domain_extractor, u8, 1000)
         for label, (ext, key, transform, batch, real) in self.extractors.items():
-            f = feats["features"] if label == "domain" else F.extract(ext, u8, batch, transform)[key]
+            fd = feats if label == "domain" else F.extract(ext, u8, batch, transform)
+            f = fd[key]
             out[f"eval/fid@{label}"] = F.fid(real, F.fid_stats(f))
-            if final:
+            if final:  # KID, IS and precision/recall: the final numbers only (FID gives the curve)
                 out[f"eval/kid@{label}"] = F.kid(real["features"], f)
+                out[f"eval/isc@{label}"] = F.inception_score(fd["logits" if label == "domain" else "logits_unbiased"])
+                out[f"eval/precision@{label}"], out[f"eval/recall@{label}"] = F.precision_recall(
+                    f.to(self.device), real["features"])
         if feats is not None:
             digits = feats["logits"].argmax(-1)  # N x channels-read-separately
             k = feats["logits"].shape[-1]
@@ -197,6 +210,16 @@ class Evaluator:
         elif asked is not None:
             self._note(f"no class metrics: no domain classifier for '{self.data.name}'")
         return out
+
+    def crosscheck(self, samples: torch.Tensor) -> dict:
+        """FID and KID of the first eval.num_samples `samples` on the domain features once more, by torchmetrics
+        (study/eval/crosscheck.py): {} when there is no domain FID."""
+        if "domain" not in self.extractors or len(samples) < self.n or not bool(torch.isfinite(samples).all()):
+            return {}
+        from study.eval.crosscheck import crosscheck
+        ext, key, _, batch, real = self.extractors["domain"]
+        u8 = F.to_uint8(samples.detach()[:self.n].cpu())
+        return crosscheck(ext, key, "domain", F.to_uint8(self.data.test_x), real, u8, F.extract(ext, u8, batch)[key])
 
     def _confident_modes(self, u8: torch.Tensor, labels: torch.Tensor, confident: torch.Tensor) -> dict[str, float]:
         """Modes covered by confident samples, read by the domain CNN (eval/modes_hq) and by the

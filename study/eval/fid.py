@@ -7,7 +7,10 @@
 - Real-data features and statistics are cached on disk per (data set, split, extractor, N),
   with N stored beside them: FID is biased in N, so numbers with different N are not compared.
 - Inception-v3 (`inception-v3-compat`) is used only when its weights can be had without a long
-  failing download: a given path, torch hub's cache, or a machine that can reach github.com.
+  failing download: a given path, torch hub's cache, or a machine that can reach github.com. The
+  weights file's sha256 is recorded and is part of the real statistics' cache key.
+- Inception Score and precision/recall are torch-fidelity's (`isc_features_to_metric`,
+  `prc_features_to_metric`) too.
 """
 from __future__ import annotations
 
@@ -25,12 +28,21 @@ import torch.nn as nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric, KEY_METRIC_FID
+from torch_fidelity.metric_isc import isc_features_to_metric, KEY_METRIC_ISC_MEAN
 from torch_fidelity.metric_kid import kid_features_to_metric, KEY_METRIC_KID_MEAN
+from torch_fidelity.metric_prc import prc_features_to_metric, KEY_METRIC_PRECISION, KEY_METRIC_RECALL
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
 # 10 subsets of up to 1,000: ~0.1 s each on 2 CPU cores (torch-fidelity's default 100 would cost ~10 s a call);
 # one when the subset size equals both N (see kid()).
 KID_SUBSETS, KID_SUBSET_SIZE, KID_SEED = 10, 1000, 2020
+# Precision/recall (Kynkaanniemi et al. 2019): k-th nearest neighbour balls, k = 3 as torch-fidelity and the
+# paper; distances in blocks of this many rows, so memory stays rows x N however large N is.
+PRC_NEIGHBOURHOOD, PRC_BLOCK = 3, 1000
+# The standard FID weights: torch-fidelity's weights-inception-2015-12-05-6726825d.pth, the TF 2015-12-05
+# Inception converted for PyTorch (pytorch-fid's pt_inception-2015-12-05); the name carries its sha256's start.
+STANDARD_INCEPTION = "pt_inception-2015-12-05"
+STANDARD_INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 
 try:  # ships with scikit-learn (via mlxtend); optional
     from threadpoolctl import threadpool_limits
@@ -71,6 +83,27 @@ def kid(features_1: torch.Tensor, features_2: torch.Tensor, subsets: int = KID_S
         out = kid_features_to_metric(features_1.detach().cpu().double(), features_2.detach().cpu().double(),
                                      kid_subsets=subsets, kid_subset_size=size, rng_seed=seed, verbose=False)
     return float(out[KEY_METRIC_KID_MEAN])
+
+
+def inception_score(logits: torch.Tensor) -> float:
+    """Inception Score exp(E KL(p(y|x) || p(y))) of N x K logits, mean over torch-fidelity's 10 splits.
+    N x C x K logits (stacked MNIST: one digit per channel) are read as one joint class of K^C, the
+    channels independent: log p(a, b, c) = log p(a) + log p(b) + log p(c)."""
+    lp = logits.detach().cpu().double().log_softmax(-1)
+    if lp.dim() == 3:
+        joint = lp[:, 0]
+        for c in range(1, lp.shape[1]):  # (a, b) -> a * K + b, the order of the mode labels
+            joint = (joint[:, :, None] + lp[:, c, None, :]).reshape(len(lp), -1)
+        lp = joint
+    return float(isc_features_to_metric(lp)[KEY_METRIC_ISC_MEAN])  # softmax(log p) = p
+
+
+def precision_recall(generated: torch.Tensor, real: torch.Tensor) -> tuple[float, float]:
+    """(precision, recall) of features: the share of generated samples inside the real samples' k-NN balls,
+    and of real samples inside the generated ones' (torch-fidelity; on the device of `generated`)."""
+    out = prc_features_to_metric(generated.float(), real.to(generated.device).float(), save_cpu_ram=True,
+                                 prc_neighborhood=PRC_NEIGHBOURHOOD, prc_batch_size=PRC_BLOCK, verbose=False)
+    return float(out[KEY_METRIC_PRECISION]), float(out[KEY_METRIC_RECALL])
 
 
 # ----------------------------------------------------------------------------- images and extractors
@@ -196,6 +229,21 @@ def _online(host: str = "github.com", timeout: float = 3.0) -> bool:
     t.start()
     t.join(timeout + 0.5)
     return bool(ok)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def inception_weights_info(path: Optional[str]) -> dict:
+    """{'file', 'sha256', 'standard'} of the weights torch-fidelity loaded (a given path, else hub's cache)."""
+    file = Path(path).expanduser() if path else hub_inception_file()
+    sha = sha256_file(file)
+    return {"file": str(file), "sha256": sha, "standard": sha == STANDARD_INCEPTION_SHA256}
 
 
 def find_inception_weights(path: Optional[str]) -> tuple[bool, Optional[str], str]:

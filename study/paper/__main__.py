@@ -1,4 +1,4 @@
-"""python -m study.paper [--figure N ...] [--scale quick|full] [--out reports/paper]
+"""python -m study.paper [--figure N ...] [--scale quick|full] [--out reports/paper] [--runs runs/paper-<scale>]
 
 Reproduce the WGAN paper's figures: run (or reuse) the sweeps each figure needs, then build every figure's PNG
 and CSV and its FIGURES.md entry. Exit code: 0 when every figure was built from completed runs, 1 when some
@@ -29,8 +29,10 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                    help=f"figures to build (default: all): {', '.join(FIGURES)} (4.2: Adam vs RMSProp)")
     p.add_argument("--scale", choices=SCALES, default="quick",
                    help="quick: mnist5k + toys on CPU, minutes; full: the paper's settings (LSUN 64x64), GPUs")
-    p.add_argument("--out", type=Path, default=Path("reports/paper"), help="figures, CSVs and FIGURES.md")
-    p.add_argument("--runs", type=Path, help="where the sweeps write (default runs/paper-<scale>)")
+    p.add_argument("--out", type=Path, default=Path("reports/paper"),
+                   help="figures, CSVs and FIGURES.md (not the runs: see --runs)")
+    p.add_argument("--runs", type=Path, help="where the sweeps write, whatever --out is (default runs/paper-<scale> "
+                                             "under the current directory)")
     p.add_argument("--data-root", help="folder of LSUN bedroom images for the image sweeps (sets base.data.root)")
     p.add_argument("--no-run", action="store_true", help="build figures from existing runs only; run no sweep")
     p.add_argument("--workers", type=int, help="worker processes per sweep (default: study.sweep's)")

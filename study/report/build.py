@@ -9,7 +9,7 @@ from typing import Optional
 import pandas as pd
 
 from study.io import ensure_dir
-from study.report import compute, doc, sections
+from study.report import compute, doc, provenance, sections
 from study.report.cells import PAPER_SETTINGS
 from study.report.cells import flatten
 from study.report.load import STATUSES, ReportError, Run, load_run
@@ -54,8 +54,14 @@ def setup_blocks(run: Run, tabs: dict) -> list[tuple]:
         blocks.append(("p", f"**Partial sweep:** {len(unfinished)} of {len(t)} trials did not complete; they are "
                             "counted in every table (failure rates, 'unfinished' columns) and listed in the appendix."))
     blocks.append(("table", tabs["status_counts"], "Trials by status per cell"))
-    blocks.append(("ul", [compute.wall_summary(run)] + compute.eval_summary(run)))
+    blocks.append(("ul", [compute.wall_summary(run)] + compute.eval_summary(run) + provenance.inception_lines(run)))
     blocks.append(("table", tabs["devices"], "Devices"))
+    blocks.append(("table", tabs["harness"], "Harness commit (tracked files changed or not) and hosts, per trial's "
+                                             "result.json"))
+    if len(tabs["metric_crosscheck"]):
+        blocks.append(("table", tabs["metric_crosscheck"],
+                       "Metric provenance: final FID/KID by torch-fidelity (the reported numbers) and again by "
+                       "torchmetrics on the same features and images"))
     blocks.append(("table", tabs["versions"], "Package versions (from each trial's result.json)"))
     blocks.append(("p", "**Spec** (`sweep.yaml`, as run):"))
     blocks.append(("code", run.spec_text or "(no sweep.yaml)"))
@@ -80,7 +86,8 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
     tabs: dict[str, pd.DataFrame] = {
         "trials": compute.trials_table(run), "status_counts": compute.status_table(run),
         "versions": compute.versions_table(run), "devices": compute.devices_table(run),
-        "compute": compute.compute_table(run)}
+        "compute": compute.compute_table(run), "harness": provenance.harness_table(run),
+        "metric_crosscheck": provenance.crosscheck_table(run), "other_metrics": provenance.other_metrics_table(run)}
     t1, v1 = claim1.claim1(run)
     t2, v2 = claim2.claim2(run)
     t3, v3 = claim3.claim3(run)
@@ -104,6 +111,9 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
     blocks += sections.summary_blocks(verdicts) + setup_blocks(run, tabs)
     blocks += sections.claim1_blocks(tabs, v1, f1) + sections.claim2_blocks(tabs, v2, f2)
     blocks += sections.claim3_blocks(tabs, v3, f3) + conditional.conditional_blocks(tabs)
+    if len(tabs["other_metrics"]):
+        blocks += [("h", 2, "Other quality metrics"), ("p", provenance.OTHER_METRICS_TEXT),
+                   ("table", tabs["other_metrics"], "Inception Score and precision/recall per cell (final values)")]
     blocks += sections.compute_blocks(tabs["compute"], fc)
     blocks += [("h", 2, "Samples"),
                ("p", "Fixed-noise samples at the last evaluation, GAN | WGAN side by side (toys: scatter plots), "

@@ -43,8 +43,11 @@ def versions_table(run) -> pd.DataFrame:
 
 def devices_table(run) -> pd.DataFrame:
     t = run.trials[run.trials["device"].notna()]
-    return (t.groupby("device").agg(n_trials=("trial_id", "size"), wall_s=("wall_s", "sum"))
-            .reset_index() if not t.empty else pd.DataFrame(columns=["device", "n_trials", "wall_s"]))
+    if t.empty:
+        return pd.DataFrame(columns=["device", "n_trials", "wall_s"])
+    df = t.groupby("device").agg(n_trials=("trial_id", "size"), wall_s=("wall_s", "sum")).reset_index()
+    df["wall_s"] = df["wall_s"].astype(float).round(1)  # a sum of floats prints as 3409.1820000000002
+    return df
 
 
 def compute_table(run) -> pd.DataFrame:
