@@ -48,6 +48,7 @@ class Run:
     configs: dict[str, dict] = field(default_factory=dict)  # trial_id -> flattened config
     tied: list[str] = field(default_factory=list)  # varied, but fixed within each loss x data x backbone
     notes: list[str] = field(default_factory=list)
+    results: dict[str, dict] = field(default_factory=dict)  # trial_id -> result.json, as read once here
 
 
 def backbone_label(bb: Any) -> str:
@@ -72,8 +73,8 @@ def _num(x: Any) -> float:
         return math.nan
 
 
-def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], list[Path]]:
-    """(row, flattened config or None, metrics or None, grid PNGs) for one trial directory."""
+def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], list[Path], Optional[dict]]:
+    """(row, flattened config or None, metrics or None, grid PNGs, result.json or None) for one trial directory."""
     res, res_problem = load_result(d)
     cfg, cfg_problem = read_config(d, res)
     met, met_problem = read_metrics(d)
@@ -113,7 +114,7 @@ def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], l
     grids = rundir.grids(d)
     row["n_grids"] = len(grids)
     row["issues"] = "; ".join(issues)
-    return row, (flatten(cfg) if cfg else None), met, grids
+    return row, (flatten(cfg) if cfg else None), met, grids, res
 
 
 def varied_keys(configs: list[dict], results_cols: list[str]) -> list[str]:
@@ -160,9 +161,11 @@ def load_run(run_dir: Path) -> Run:
     if Lock.held(root):
         notes.append("a sweep is running on this directory right now: counts can change")
 
-    rows, configs, metrics, grids = [], {}, {}, {}
+    rows, configs, metrics, grids, results = [], {}, {}, {}, {}
     for d in trial_dirs(root, any_file=True):
-        row, flat, met, g = read_trial(d)
+        row, flat, met, g, res = read_trial(d)
+        if res:
+            results[d.name] = res
         rows.append(row)
         if flat:
             configs[d.name] = flat
@@ -190,4 +193,5 @@ def load_run(run_dir: Path) -> Run:
             trials[col] = math.nan
     varied, tied = splitting_keys(trials, configs, varied_keys(list(configs.values()), results_cols))
     trials = assign_cells(trials, configs, varied)
-    return Run(root, name, spec_text, trials, metrics, grids, varied, configs=configs, tied=tied, notes=notes)
+    return Run(root, name, spec_text, trials, metrics, grids, varied, configs=configs, tied=tied, notes=notes,
+               results=results)

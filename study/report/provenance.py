@@ -1,8 +1,8 @@
 """Where the numbers come from: the harness's commit and the hosts (setup), the torchmetrics cross-check of
 FID/KID (metric provenance), Inception weights, and the quality metrics beyond the claims' (IS, precision/recall).
 
-Everything here is read from each trial's result.json through study.rundir.load_result, the one reader
-of that file; the extra metrics are final values, so they are columns of `run.trials` already."""
+Everything here comes from each trial's result.json as the report read it (study.rundir.load_result, the one reader
+of that file); the extra metrics are final values, so they are columns of `run.trials` already."""
 from __future__ import annotations
 
 import math
@@ -11,18 +11,13 @@ from typing import Any
 import pandas as pd
 
 from study.report.cells import cells, fmt, ids, pm, summarize
-from study.rundir import load_result
 
 EXTRA = (("isc", "Inception Score"), ("precision", "precision"), ("recall", "recall"))
 
 
 def _results(run) -> list[dict]:
-    out = []
-    for tid in run.trials["trial_id"]:
-        res, _ = load_result(run.root / str(tid))
-        if res:
-            out.append(res)
-    return out
+    """The trials' result.json, as load_run read them (study.rundir.load_result)."""
+    return [run.results[tid] for tid in run.trials["trial_id"] if tid in run.results]
 
 
 def _get(d: Any, *keys: str) -> Any:
