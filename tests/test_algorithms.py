@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from lightning_modules import ALGORITHMS
-from lightning_modules.constraints import GradientPenalty
+from lightning_modules.algos.wgan_gp import GradientPenalty
 from lightning_modules.losses import wasserstein_loss
 from lightning_modules.registry import Registry, UnknownName
 from study.config import ConfigError, TrialConfig, load_trial_config

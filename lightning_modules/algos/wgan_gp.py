@@ -4,12 +4,13 @@ n_critic = 5, Adam alpha = 1e-4, beta1 = 0, beta2 = 0.9. Batch norm makes a per-
 the DCGAN critic uses layer normalisation (their suggested drop-in), recorded as `critic_norm`."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
+import torch
 from pydantic import Field
 
 from lightning_modules.algorithms import ALGORITHMS, Algorithm
-from lightning_modules.constraints import GradientPenalty
+from lightning_modules.constraints import Constraint
 from lightning_modules.losses import w_estimate, wasserstein_loss
 from lightning_modules.settings import Beta, CriticNorm, Float, Int, OptimSettings
 
@@ -21,6 +22,23 @@ class WganGpSettings(OptimSettings):
     n_critic: Int = Field(5, gt=0)
     gp_weight: Float = Field(10.0, ge=0)
     critic_norm: CriticNorm = "layer"
+
+
+class GradientPenalty(Constraint):
+    """Gulrajani et al. 2017, Algorithm 1: weight * (||grad_x D(x_hat)||_2 - 1)^2 at x_hat = eps real +
+    (1 - eps) fake, eps ~ U[0, 1] per sample. Needs a per-sample critic: no batch norm (layer norm instead)."""
+
+    def __init__(self, weight: float, generator: Optional[torch.Generator] = None):
+        self.weight, self.generator = weight, generator
+
+    def penalty(self, score, real, fake):
+        shape = (len(real),) + (1,) * (real.dim() - 1)
+        eps = torch.rand(shape, generator=self.generator, device=real.device, dtype=real.dtype)
+        x = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
+        (grad,) = torch.autograd.grad(score(x).sum(), x, create_graph=True)
+        norm = grad.flatten(1).norm(dim=1)
+        gp = ((norm - 1) ** 2).mean()
+        return {"loss": self.weight * gp, "train/gp": gp, "train/grad_norm": norm.mean()}
 
 
 ALGORITHMS.register("wgan_gp", Algorithm(

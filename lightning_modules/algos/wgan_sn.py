@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from pydantic import Field
+from torch import nn
 
 from lightning_modules.algorithms import ALGORITHMS, Algorithm
-from lightning_modules.constraints import SpectralNorm
+from lightning_modules.constraints import Constraint
 from lightning_modules.losses import w_estimate, wasserstein_loss
 from lightning_modules.settings import Beta, CriticNorm, Float, Int, OptimSettings
 
@@ -20,6 +22,16 @@ class WganSnSettings(OptimSettings):
     betas: tuple[Beta, Beta] = (0.5, 0.9)
     n_critic: Int = Field(5, gt=0)
     critic_norm: CriticNorm = "none"
+
+
+class SpectralNorm(Constraint):
+    """Miyato et al. 2018: every Conv/Linear weight of the critic divided by its largest singular value,
+    estimated by one power iteration per forward pass in training (torch's parametrisation)."""
+
+    def prepare(self, critic: nn.Module) -> None:
+        for m in list(critic.modules()):
+            if isinstance(m, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)):
+                torch.nn.utils.parametrizations.spectral_norm(m)
 
 
 ALGORITHMS.register("wgan_sn", Algorithm(

@@ -108,6 +108,7 @@ def decide(states: pd.DataFrame, variant: str = "wgan") -> tuple[str, str]:
     state_bonferroni, in_verdict): the variant plays the WGAN's part against the GAN."""
     s = states[states["in_verdict"] & states["loss"].isin(["gan", variant])] if not states.empty else states
     s = s.assign(loss=s["loss"].replace({variant: "wgan"})) if not s.empty else s
+    name = LABEL.get(variant, variant)
     groups = [g for g, t in s.groupby("group", sort=False) if {"gan", "wgan"} <= set(t["loss"])]
     if not groups:
         return "inconclusive", "no backbone has both a GAN and a WGAN cell"
@@ -119,20 +120,20 @@ def decide(states: pd.DataFrame, variant: str = "wgan") -> tuple[str, str]:
     w_fails_b = {g: all(x == "fails" for x in pick(g, "wgan", "state_bonferroni")) for g in groups}
     against = [g for g in groups if g_works_b[g] and w_fails_b[g]]
     if against:
-        return "not supported", f"the GAN works and the WGAN fails on {', '.join(against)}"
+        return "not supported", f"the GAN works and the {name} fails on {', '.join(against)}"
     gan_fails = [g for g in groups if g_fails_b[g]]
     if gan_fails and all(w_fails[g] for g in gan_fails):
-        return "not supported", f"the WGAN fails wherever the GAN fails ({', '.join(gan_fails)})"
+        return "not supported", f"the {name} fails wherever the GAN fails ({', '.join(gan_fails)})"
     if len(groups) < 2:
         return "inconclusive", "fewer than 2 backbones compared"
     if all(w_works.values()) and any(w_works[g] for g in gan_fails):
-        return "supported", (f"the WGAN works on all {len(groups)} backbones; the GAN fails on "
+        return "supported", (f"the {name} works on all {len(groups)} backbones; the GAN fails on "
                              f"{', '.join(gan_fails)}")
     open_ = [g for g in groups if not w_works[g]]
     if not open_ and not gan_fails:
-        return "inconclusive", "the WGAN works everywhere, but the GAN fails on no backbone (decidedly)"
+        return "inconclusive", f"the {name} works everywhere, but the GAN fails on no backbone (decidedly)"
     return "inconclusive", "undecided cells: " + ", ".join(
-        f"WGAN on {g}" for g in open_) + ("" if gan_fails else "; no backbone where the GAN decidedly fails")
+        f"{name} on {g}" for g in open_) + ("" if gan_fails else "; no backbone where the GAN decidedly fails")
 
 
 def evidence_line(r: pd.Series) -> str:
