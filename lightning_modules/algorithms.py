@@ -8,7 +8,7 @@ estimate it reads off the critic loss, and how it is labelled. Each algorithm is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 
@@ -27,13 +27,11 @@ class Algorithm:
     constraint: Callable[..., Constraint]       # (settings, torch.Generator) -> the critic's constraint
     critic_steps: Callable[[int, OptimSettings], int]  # critic updates before generator update k (0-based)
     estimate_key: str                           # the divergence estimate logged every iteration
-    estimate_label: str
     estimate: Callable[[torch.Tensor], torch.Tensor]   # from d_loss
     paper_keys: tuple[str, ...]                 # settings whose non-default values make a cell an ablation
     wasserstein: bool                           # a Wasserstein variant: judged against the GAN by every claim
     reference: str                              # where the defaults come from
     critic_norm: Callable[[OptimSettings], str] = field(default=lambda s: "batch")
-    constraint_label: Optional[str] = None      # e.g. "weight clipping", for figures
 
     def critic_updates(self, s: OptimSettings) -> float:
         """Critic updates per generator iteration in steady state (relative cost, sweep ordering)."""

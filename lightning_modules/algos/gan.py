@@ -22,6 +22,6 @@ class GanSettings(OptimSettings):
 ALGORITHMS.register("gan", Algorithm(
     name="gan", label="GAN", settings=GanSettings, loss=lambda s: LOSSES.get(s.generator_loss),
     constraint=lambda s, g: Constraint(), critic_steps=lambda k, s: s.d_steps,
-    estimate_key="train/js_estimate", estimate_label="JS estimate (log 2 - D loss / 2)", estimate=js_estimate,
+    estimate_key="train/js_estimate", estimate=js_estimate,
     paper_keys=("optimizer", "lr", "betas", "generator_loss"), wasserstein=False,
     reference="Radford et al. 2016 (DCGAN); Arjovsky et al. 2017 use it with -log D as the baseline"))

@@ -76,6 +76,6 @@ ALGORITHMS.register("wgan", Algorithm(
     constraint=lambda s, g: WeightClip(s.clip, s.clip_order),
     critic_steps=lambda k, s: critic_schedule(k, s.n_critic, s.warmup, s.warmup_critic, s.warmup_iters,
                                               s.warmup_every),
-    estimate_key="train/w_estimate", estimate_label="W estimate (-critic loss)", estimate=w_estimate,
-    paper_keys=("optimizer", "lr", "clip", "n_critic"), wasserstein=True, constraint_label="weight clipping",
+    estimate_key="train/w_estimate", estimate=w_estimate,
+    paper_keys=("optimizer", "lr", "clip", "n_critic"), wasserstein=True,
     reference="Arjovsky, Chintala & Bottou 2017, Algorithm 1 and the reference code (martinarjovsky/WassersteinGAN)"))

@@ -44,7 +44,7 @@ class GradientPenalty(Constraint):
 ALGORITHMS.register("wgan_gp", Algorithm(
     name="wgan_gp", label="WGAN-GP", settings=WganGpSettings, loss=lambda s: wasserstein_loss,
     constraint=lambda s, g: GradientPenalty(s.gp_weight, g), critic_steps=lambda k, s: s.n_critic,
-    estimate_key="train/w_estimate", estimate_label="W estimate (-critic loss, penalty excluded)", estimate=w_estimate,
+    estimate_key="train/w_estimate", estimate=w_estimate,
     paper_keys=("optimizer", "lr", "betas", "n_critic", "gp_weight", "critic_norm"), wasserstein=True,
-    critic_norm=lambda s: s.critic_norm, constraint_label="gradient penalty",
+    critic_norm=lambda s: s.critic_norm,
     reference="Gulrajani et al. 2017, arXiv 1704.00028, Algorithm 1"))

@@ -37,7 +37,7 @@ class SpectralNorm(Constraint):
 ALGORITHMS.register("wgan_sn", Algorithm(
     name="wgan_sn", label="WGAN-SN", settings=WganSnSettings, loss=lambda s: wasserstein_loss,
     constraint=lambda s, g: SpectralNorm(), critic_steps=lambda k, s: s.n_critic,
-    estimate_key="train/w_estimate", estimate_label="W estimate (-critic loss)", estimate=w_estimate,
+    estimate_key="train/w_estimate", estimate=w_estimate,
     paper_keys=("optimizer", "lr", "betas", "n_critic", "critic_norm"), wasserstein=True,
-    critic_norm=lambda s: s.critic_norm, constraint_label="spectral normalisation",
+    critic_norm=lambda s: s.critic_norm,
     reference="Miyato et al. 2018, arXiv 1802.05957, Table 1 setting A"))
