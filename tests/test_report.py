@@ -55,11 +55,13 @@ def test_claim1_numbers_and_verdict(built):
     assert row(q, cell="mnist5k · mlp · WGAN (optimizer=adam)")["in_verdict"] == False  # noqa: E712
     st = table(out, "claim1_states")
     w = row(st, cell="mnist5k · mlp · WGAN (optimizer=rmsprop)")
-    assert w["q_mean"] == pytest.approx(31 / 99) and w["state"] == "works" and w["q_hi"] < 0.5
+    # good quality, no failure, but 3 seeds cannot exclude a 50% failure rate: a "works" call needs 5
+    assert w["q_mean"] == pytest.approx(31 / 99) and w["state"] == "undecided" and w["q_hi"] < 0.5
+    assert "2 more seed(s)" in w["need"]
     assert (w["floor"], w["ceiling"]) == (1.0, 100.0)
     g = row(st, cell="mnist5k · mlp · GAN")
     assert (g["state"], g["n_diverged"], g["n_collapsed"], g["n_finished"]) == ("fails", 1, 3, 4)
-    assert row(st, cell="mnist5k · dcgan · GAN")["state"] == "works"  # both work on dcgan: not a verdict input
+    assert row(st, cell="mnist5k · dcgan · GAN")["state"] == "undecided"
     assert row(st, cell="mnist5k · mlp · WGAN (optimizer=adam)")["state"] == "undecided"  # 2 seeds
     d = table(out, "claim1_difference")
     mlp = row(d, backbone="mlp", wgan="WGAN (optimizer=rmsprop)")
@@ -92,7 +94,7 @@ def test_claim2_and_claim3_numbers(built):
 def test_verdicts_and_counts(built):
     root, out = built
     v = json.loads((out / "verdicts.json").read_text())
-    assert {k: x["verdict"] for k, x in v.items()} == {"claim1": "supported", "claim2": "supported",
+    assert {k: x["verdict"] for k, x in v.items()} == {"claim1": "inconclusive", "claim2": "supported",
                                                        "claim3": "supported"}
     s = table(out, "status_counts")
     total = row(s, cell="all cells")
@@ -106,7 +108,7 @@ def test_verdicts_and_counts(built):
         for ids in table(out, name)["trials"].dropna():
             assert set(ids.split()) <= known
     md = (out / "REPORT.md").read_text()
-    assert md.count("**Verdict: supported**") == 3 and "Δ = 58 [" in md and "**Partial sweep:**" in md
+    assert md.count("**Verdict: supported**") == 2 and "**Verdict: inconclusive**" in md and "Δ = 58 [" in md and "**Partial sweep:**" in md
 
 
 def test_figures_are_valid_images(built):
@@ -150,7 +152,7 @@ def test_inconclusive_when_not_converged_and_toys(tmp_path):
     st = t1["claim1_states"]
     g = row(st, cell="mnist5k · mlp · GAN")
     assert g["state"] == "undecided" and g["n_converged"] == 0 and "generator iterations" in g["need"]
-    assert row(st, cell="mnist5k · mlp · WGAN")["state"] == "works"
+    assert row(st, cell="mnist5k · mlp · WGAN")["state"] == "undecided"  # good, but a "works" call needs 5 seeds
     assert row(st, cell="ring8 · mlp · GAN")["metric"] == "eval/w1"
     assert row(st, cell="ring8 · mlp · GAN")["state"] == "fails"  # 3 of 3 collapsed (geometry), converged
     assert v1.verdict == "inconclusive"  # mnist5k's GAN may yet learn: no decided failure there

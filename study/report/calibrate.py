@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from study.report import claim1, claim2, claim3
-from study.report.outcomes import ALPHA, FAIL_Q, WORK_Q, cell_state
+from study.report.outcomes import ALPHA, FAIL_Q, OFTEN, RARE, WORK_Q, cell_state
 
 # Measured on sweeps/cpu_verdicts.yaml (mnist5k 16 px, 3,000 generator iterations, 3 seeds, N = 1,000;
 # 2-core CPU, 2026-11-30): normalised-quality seed-to-seed sd per cell (median and max over the 6 cells),
@@ -66,8 +66,14 @@ CLAIM1 = {  # (backbone, loss) -> (mean normalised quality, per-seed failure pro
                         ("const", "gan"): (0.20, 0.0), ("const", "wgan"): (FAIL_Q, 0.0),
                         ("mlp", "gan"): (0.55, 0.7), ("mlp", "wgan"): (0.30, 0.0)},
 }
+# Failure rates on the rule's two thresholds: a GAN that fails only rarely (RARE) everywhere, and a WGAN that
+# fails half the time (OFTEN) on one backbone: neither "GAN fails" nor "WGAN works" may be decided there.
+CLAIM1["rare_gan_failures"] = {**CLAIM1["true"], ("const", "gan"): (0.20, RARE), ("mlp", "gan"): (0.25, RARE),
+                               ("dcgan", "gan"): (0.10, RARE)}
+CLAIM1["frequent_wgan_failures"] = {**CLAIM1["true"], ("mlp", "wgan"): (0.30, OFTEN)}
 # What a decided verdict must be to be right; None: the truth is on a threshold, every decided verdict is wrong.
-CLAIM1_TRUTH = {"true": "supported", "false": "not supported", "borderline": None, "borderline_fail": None}
+CLAIM1_TRUTH = {"true": "supported", "false": "not supported", "borderline": None, "borderline_fail": None,
+                "rare_gan_failures": None, "frequent_wgan_failures": None}
 
 
 def claim1_error(truth: str, n: int, reps: int, sd: float, noise: float, heavy: bool, seed: int = 0) -> dict:

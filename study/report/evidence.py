@@ -27,8 +27,9 @@ LATE = 0.5        # the trend is fitted on the evaluations in this last fraction
 MIN_LATE = 3      # evaluations a trend needs in that window
 CONV_TOL = 0.02   # projected improvement over the last quarter of training (normalised) that still counts
                   # as converged: 2% of the distance from untrained to real
-MOVED = 4.0       # a curve "moved" when its range exceeds this many typical repeat differences (pure
-                  # noise over 12 points has a range of ~2.3 of them: 4 is rarely reached by chance)
+MOVED = 3.0       # a curve "moved" when its first and last evaluations (after iteration 0) differ by more than
+                  # this many repeat differences, pooled over the cell's seeds (the sd of a difference of two
+                  # evaluations): pure noise gets there 0.3% of the time, however often the trial was evaluated
 COVERAGE = 0.75   # a trial covering fewer than this fraction of modes (by every classifier) has collapsed
 MIN_CONFIDENT_PER_MODE = 10  # confident samples per mode a coverage count needs to mean anything
 
@@ -82,13 +83,20 @@ def converged(t: Trend) -> Optional[bool]:
     return None if t.improvement != t.improvement else bool(t.improvement <= CONV_TOL)
 
 
-def moved(q: np.ndarray, noise: float) -> Optional[bool]:
-    """Did quality change over training by more than its measured noise (the typical difference
-    between two evaluations of one generator)? None without a noise measurement."""
-    q = q[np.isfinite(q)]
-    if len(q) < 2 or not np.isfinite(noise):
+def moved(first: float, last: float, noise: float) -> Optional[bool]:
+    """Did quality change over training (first evaluation after iteration 0 vs the last) by more than its
+    measured noise (the RMS difference between two evaluations of one generator, pooled over a cell's
+    seeds)? None without a noise measurement."""
+    if not (np.isfinite(first) and np.isfinite(last) and np.isfinite(noise)):
         return None
-    return bool(np.ptp(q) > MOVED * noise)
+    return bool(abs(last - first) > MOVED * noise)
+
+
+def pooled_noise(diffs: np.ndarray) -> float:
+    """RMS of the repeat differences of a cell's seeds: one difference per seed is a noisy estimate alone."""
+    d = np.asarray(diffs, float)
+    d = d[np.isfinite(d)]
+    return float(np.sqrt(np.mean(d ** 2))) if len(d) else math.nan
 
 
 def collapse(coverages: list[float], confident: list[float], n_modes: float) -> Optional[bool]:

@@ -13,6 +13,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from scipy.stats import binom
+
 from study.eval.stats import t_bound
 from study.report import evidence as E
 from study.report.cells import N_MODES, primary_metric
@@ -22,8 +24,13 @@ ALPHA = 0.04     # error rate of each one-sided test (a cell on a threshold is d
 MIN_SEEDS = 3    # finished seeds a decided cell needs: 2 seeds give a t-interval with 1 degree of freedom
 WORK_Q = 0.5     # a cell works when its mean normalised quality is below this with confidence 1 - alpha:
                  # it closed more than half the distance from the untrained generator to real data...
-FAIL_Q = 0.9     # ...and fails when it is above this (closed less than a tenth: no learning), or when half
-                 # or more of its seeds diverged or collapsed. In between, quality alone decides nothing.
+FAIL_Q = 0.9     # ...and fails when it is above this (closed less than a tenth: no learning). In between,
+                 # quality alone decides nothing.
+# Failures (a seed that diverged, or collapsed once converged) are counts, tested as binomial rates:
+RARE = 0.05      # a cell "fails" when its failures reject a rate this low (binomial tail <= alpha)...
+OFTEN = 0.5      # ...and "works" only with enough seeds and none failing to exclude a rate this high
+                 # ((1 - OFTEN)^n <= alpha: 5 seeds at alpha = 0.04). Rates in between cannot be told
+                 # apart with a handful of seeds: such a cell stays undecided, whatever its quality.
 MAX_SEEDS = 30   # the largest seed count a "what would decide it" estimate proposes
 
 
@@ -59,15 +66,20 @@ def _trial_evidence(run) -> pd.DataFrame:
         gap = ceiling - floor
         steps, vals = E.curve(m, key) if key else (np.array([]), np.array([]))
         qs = np.array([E.normalise(v, floor, ceiling) for v in vals])
-        trend = E.late_trend(steps, qs, total) if total == total else E.Trend(*[math.nan] * 4, 0)
+        trend = E.late_trend(steps, qs, total) if total == total else E.Trend(math.nan, math.nan, math.nan, 0, math.nan)
         noise = _get(r, f"noise/{key}") / gap if gap > 0 else math.nan
         row.update(floor=floor, ceiling=ceiling, final=_get(r, key) if key else math.nan,
                    q=E.normalise(_get(r, key), floor, ceiling) if key else math.nan, noise=noise,
                    trend=trend.improvement, trend_lo=trend.lo, trend_hi=trend.hi, trend_n=trend.n,
-                   slope=trend.slope, converged=E.converged(trend), moved=E.moved(qs, noise))
+                   slope=trend.slope, converged=E.converged(trend),
+                   q_first=qs[np.isfinite(qs)][0] if np.isfinite(qs).any() else math.nan,
+                   q_last=qs[np.isfinite(qs)][-1] if np.isfinite(qs).any() else math.nan)
         row.update(_collapse(r, data, n))
         rows.append(row)
     df = pd.DataFrame(rows)
+    if not df.empty:  # noise pooled over each cell's seeds, then each trial's curve is judged against it
+        pooled = df.groupby("cell")["noise"].transform(E.pooled_noise)
+        df["moved"] = [E.moved(a, b, n) for a, b, n in zip(df["q_first"], df["q_last"], pooled)]
     for col in ("converged", "moved", "collapse"):  # three-valued: keep Python True/False/None, never numpy bools
         if col in df:
             df[col] = pd.Series([None if v is None or v != v else bool(v) for v in df[col]], index=df.index, dtype=object)
@@ -116,13 +128,20 @@ def cell_state(q: np.ndarray, n_finished: int, n_events: int, n_unknown: int, co
     if n_finished < MIN_SEEDS:
         return st("undecided", f"{n_finished} finished seeds (a decided cell needs {MIN_SEEDS})",
                   [f"{MIN_SEEDS - n_finished} more seed(s)"])
-    if 2 * n_events >= n_finished:
-        return st("fails", f"{n_events} of {n_finished} seeds diverged or collapsed")
+    if binom.sf(n_events - 1, n_finished, RARE) <= alpha:
+        return st("fails", f"{n_events} of {n_finished} seeds diverged or collapsed (a failure rate of "
+                           f"{RARE:.0%} or less is rejected, binomial p ≤ {alpha:.3g})")
     if len(q) < MIN_SEEDS:
         return st("undecided", f"{len(q)} seeds with a normalised quality (anchors missing?)",
                   ["re-run with evaluation at iteration 0 (anchors)"])
+    clean = clean_seeds_needed(alpha)
     if n_events == 0 and n_unknown == 0 and hi < WORK_Q:
-        return st("works", f"mean normalised quality {mean:.2f}, upper {1 - alpha:.1%} bound {hi:.2f} < {WORK_Q}")
+        if n_finished >= clean:
+            return st("works", f"mean normalised quality {mean:.2f}, upper {1 - alpha:.1%} bound {hi:.2f} < "
+                               f"{WORK_Q}; no failure in {n_finished} seeds (a rate of {OFTEN:.0%} is excluded)")
+        return st("undecided", f"quality good (bound {hi:.2f} < {WORK_Q}) and no failure, but {n_finished} seeds "
+                               f"cannot exclude a {OFTEN:.0%} failure rate", [f"{clean - n_finished} more seed(s) "
+                               f"(a 'works' call needs {clean} without a failure)"])
     if lo > FAIL_Q:
         if all(c is True for c in converged):
             return st("fails", f"mean normalised quality {mean:.2f}, lower bound {lo:.2f} > {FAIL_Q}")
@@ -131,11 +150,16 @@ def cell_state(q: np.ndarray, n_finished: int, n_events: int, n_unknown: int, co
     return st("undecided", *_why_undecided(q, mean, hi, n_events, n_unknown, alpha))
 
 
+def clean_seeds_needed(alpha: float) -> int:
+    """Seeds without a failure that exclude a failure rate of OFTEN at level alpha: (1 - OFTEN)^n <= alpha."""
+    return math.ceil(math.log(alpha) / math.log(1 - OFTEN) - 1e-9)
+
+
 def _why_undecided(q: np.ndarray, mean: float, hi: float, n_events: int, n_unknown: int,
                    alpha: float) -> tuple[str, list[str]]:
     reasons, need = [], []
     if n_events:
-        reasons.append(f"{n_events} seed(s) diverged or collapsed (fewer than half)")
+        reasons.append(f"{n_events} seed(s) diverged or collapsed (too few to reject a {RARE:.0%} failure rate)")
         need.append("more seeds, to tell a rare failure from a systematic one")
     if n_unknown:
         reasons.append(f"collapse undecided on {n_unknown} seed(s) (classifiers disagree or too few confident samples)")
