@@ -72,6 +72,7 @@ class AdversarialModule(pl.LightningModule):
         self.critic_iters = 0
         self.row: dict[str, float] = {}  # this iteration's metrics; callbacks may add eval/* before it is logged
         self.history: list[dict] = []    # every row logged by this process (a resumed trial adds the kept ones)
+        self.restoring = False
 
     def critic_steps(self, gen_iter: int) -> int:
         return self.spec.critic_steps(gen_iter, self.settings)
@@ -137,6 +138,7 @@ class AdversarialModule(pl.LightningModule):
         g_opt.step()
         self.untoggle_optimizer(g_opt)
         self.gen_iter += 1
+        self.restoring = False
 
         # one device->host transfer per generator iteration
         keys = ["train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", self.estimate_key]
@@ -201,6 +203,9 @@ class AdversarialModule(pl.LightningModule):
                                "real": self.real.state_dict() if self.real is not None else None}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # until the first generator iteration after it completes: a (non-memory) failure in between is the
+        # checkpoint's (e.g. another optimizer's state fails at its first step)
+        self.restoring = True
         state = checkpoint["study"]
         self.gen_iter, self.critic_iters = state["gen_iter"], state["critic_iters"]
         self.noise_gen.set_state(state["noise_rng"])

@@ -245,7 +245,9 @@ def sweep(args: argparse.Namespace) -> int:
         except Interrupted as e:
             if progress.tty:
                 sys.stderr.write("\n")
-            try:
+            try:  # the workers are stopped now: a trial may have finished before its event was read
+                for t in run:
+                    table.update(t.id)
                 table.write()
             except OSError:
                 pass  # results.csv is rebuilt from the trial directories on the next run

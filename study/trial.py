@@ -196,6 +196,7 @@ def make_trainer(cfg: TrialConfig, trial_dir: Path, data: Dataset, evaluator: An
     trial keeps), evaluation, TensorBoard if asked, atomic checkpoints. The benchmarks time this very setup."""
     logger = csv = CSVLogger(save_dir=str(trial_dir), name="", version="")
     csv.experiment.metrics.extend(kept_rows)  # the writer truncates the file; keep what the checkpoint covers
+    csv.save()  # at once: a kill before the next checkpoint must not leave the kept rows only in memory
     evaluator_cb = EvalCallback(evaluator, trial_dir, data.kind, data.modes)
     callbacks = [*extra_callbacks, evaluator_cb,
                  CheckpointCallback(trial_dir / CHECKPOINTS, cfg.train.checkpoint_every, cfg.train.keep_checkpoints)]
@@ -253,9 +254,10 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
         oom = isinstance(e, (MemoryError, torch.OutOfMemoryError))
         result["error"] = ("out of memory: " if oom else "") + f"{type(e).__name__}: {e}".splitlines()[0]
         (trial_dir / "error.txt").write_text(traceback.format_exc())
-        if ckpt is not None and ckpt.exists() and (module is None or module.gen_iter <= resume_step):
-            # it failed before a step past the checkpoint (e.g. another optimizer's state: KeyError 'betas'):
-            # keep it out of the way, or every --retry-failed would load it and fail the same way
+        if ckpt is not None and ckpt.exists() and module is not None and module.restoring and not oom:
+            # it failed while the checkpoint was being restored (e.g. another optimizer's state: KeyError
+            # 'betas'): keep it out of the way, or every --retry-failed would load it and fail the same way.
+            # Failures before (building the evaluator) or after (a step) leave a good checkpoint alone.
             result["error"] += f" (resuming from {ckpt.name}, now set aside as {set_aside(ckpt, 'unusable').name})"
     if module is not None:
         module.flush_row()
