@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import shutil
 import tempfile
 import time
@@ -151,7 +150,7 @@ def candidates(run_dir: Path, cache: Path) -> list[dict]:
         x = torch.from_numpy(np.load(npz)["x"])
         g, e = cfg.train.gen_iters, cfg.eval.every
         points = g // e + (1 if g % e else 0) if e else 1  # callbacks.is_eval_point
-        row = {"trial": res_path.parent.name, "eval_points": points}
+        row = {"trial": d.name, "eval_points": points}
         if ev.data.kind == "points":
             c = ev.cfg
             old, t_old = _timed(mean_exact_w1, x, ev.real_pool, c.w1_points, c.w1_draws, W1_SEED)

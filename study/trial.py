@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import errno
 import logging
-import math
 import os
 import platform
 import time
@@ -24,7 +23,7 @@ from study.callbacks import CheckpointCallback, EvalCallback, ProgressCallback
 from study.config import TrialConfig
 from study.data import DATASETS, Dataset, RealSampler, load_dataset
 from study.metrics import quality_metric
-from study.rundir import CHECKPOINTS, METRICS, DONE, load_result, write_config, write_result  # noqa: F401
+from study.rundir import CHECKPOINTS, METRICS, load_result, write_config, write_result
 
 log = logging.getLogger("wgan-study")
 FINAL_WINDOW = 101  # the paper median-filters loss curves over 101 iterations; final train values use it

@@ -38,7 +38,7 @@ def test_single_mode_covers_one():
 def test_far_or_nonfinite_samples_are_low_quality():
     centres, std = toy_modes("grid25")
     s = toy_mode_stats(np.full((50, 2), 10.0), centres, std)
-    assert s == {"modes": 0, "hq": 0.0, "mode_kl": s["mode_kl"]} and math.isnan(s["mode_kl"])
+    assert s == {"modes": 0, "hq": 0.0, "mode_kl": s["mode_kl"], "modes_hq": 0} and math.isnan(s["mode_kl"])
     x = np.vstack([centres[:2].numpy(), [[np.nan, 0.0], [np.inf, 1.0]]])
     s = toy_mode_stats(x, centres, std)
     assert s["modes"] == 2 and s["hq"] == 0.5
@@ -163,3 +163,13 @@ def test_kid_at_full_size_is_computed_once_and_equals_the_subset_mean():
     ref = kid_features_to_metric(a.double(), b.double(), kid_subsets=10, kid_subset_size=60, rng_seed=1, verbose=False)
     assert F.kid(a, b) == pytest.approx(float(ref[KEY_METRIC_KID_MEAN]), rel=1e-10)  # both float64
     assert F.kid(a, b[:50]) != F.kid(a[:50], b[:50])  # unequal N: real subsets, still computed
+
+
+def test_toy_modes_held_by_a_few_stray_samples_do_not_count_as_covered():
+    """95% of the high-quality samples on one mode and one sample on each other: PacGAN's count says 8 modes,
+    the share rule the verdicts use (>= 10% of a mode's uniform share) says 1."""
+    centres, std = toy_modes("ring8")
+    one = np.repeat(centres[:1].numpy(), 193, axis=0)
+    strays = centres[1:].numpy()
+    s = toy_mode_stats(np.vstack([one, strays]), centres, std)
+    assert (s["modes"], s["modes_hq"]) == (8, 1)

@@ -41,3 +41,18 @@ def test_the_same_sweep_skips_them_and_the_report_builds(tmp_path):
     assert p.returncode == 0 and "2 already done, 0 to run" in p.stderr, p.stderr
     out = build_report(run, tmp_path / "report")
     assert (out / "REPORT.md").exists() and "wgan_mlp_ring8_s0_5d98f594" in (out / "REPORT.md").read_text()
+
+
+def test_old_and_new_clip_orders_are_not_pooled_into_one_cell(tmp_path):
+    """The same spec run again today (clipping before each update) writes new trials beside the old ones;
+    the report fills the key the old configs lack with the value they ran with, so the two are two cells."""
+    run = tmp_path / "run"
+    shutil.copytree(OLD, run)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((OLD / "sweep.yaml").read_text())
+    p = subprocess.run([sys.executable, "-m", "study.sweep", str(spec), "--out", str(run)],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert p.returncode == 0 and "1 already done, 1 to run" in p.stderr, p.stderr  # the GAN's id is unchanged
+    wgan = load_run(run).trials.query("loss == 'wgan'")
+    assert sorted(wgan["hue"]) == ["WGAN (clip_order=after)", "WGAN (clip_order=before)"]
+    assert wgan["cell"].nunique() == 2

@@ -78,7 +78,7 @@ class Evaluator:
         self.real_pool = sample_toy(d.name, pool, g)[0] if d.modes is not None else d.test_x
         self.info["real_split"] = "fresh draws from the true mixture" if d.modes is not None else "test (held-out)"
         self.info["w1_points"], self.info["w1_draws"] = self.cfg.w1_points, self.cfg.w1_draws
-        self.keys = ["eval/w1"] + (["eval/modes", "eval/hq", "eval/mode_kl"] if d.modes is not None else [])
+        self.keys = ["eval/w1"] + (["eval/modes", "eval/hq", "eval/mode_kl", "eval/modes_hq"] if d.modes is not None else [])
 
     def _real_floor(self) -> Optional[dict]:
         """Every metric on N *real* samples: the best a generator can score at this N (W1 and FID
@@ -176,7 +176,8 @@ class Evaluator:
         out = {"eval/w1": mean_exact_w1(pts, self.real_pool, self.cfg.w1_points, self.cfg.w1_draws, W1_SEED)}
         if self.data.modes is not None:
             s = toy_mode_stats(pts, self.data.modes, self.data.mode_std)
-            out.update({"eval/modes": float(s["modes"]), "eval/hq": s["hq"], "eval/mode_kl": s["mode_kl"]})
+            out.update({"eval/modes": float(s["modes"]), "eval/hq": s["hq"], "eval/mode_kl": s["mode_kl"],
+                        "eval/modes_hq": float(s["modes_hq"])})
         return out
 
     def _images(self, x: torch.Tensor, final: bool, asked: Optional[torch.Tensor] = None) -> dict[str, float]:

@@ -46,20 +46,22 @@ def toy_mode_stats(samples: ArrayLike, centres: ArrayLike, std: float, min_count
                    num_std: float = 3.0) -> dict:
     """VEEGAN / PacGAN mode statistics of 2-D samples of a Gaussian mixture with isotropic `std`.
 
-    Returns `modes` (modes with >= min_count high-quality samples), `hq` (fraction of samples within
+    Returns `modes` (modes with >= min_count high-quality samples: PacGAN's count), `modes_hq` (modes holding
+    MIN_SHARE of their uniform share of the high-quality samples, as images count them), `hq` (fraction within
     num_std * std of their nearest centre; 1 - exp(-9/2) = 98.9% for exact samples in 2-D) and
     `mode_kl` (KL of the histogram of high-quality samples over modes to uniform; NaN if none is
     high quality). Non-finite samples count as low quality.
     """
     x, c = _np(samples).reshape(len(samples), -1), _np(centres)
     if len(x) == 0:
-        return {"modes": 0, "hq": math.nan, "mode_kl": math.nan}
+        return {"modes": 0, "hq": math.nan, "mode_kl": math.nan, "modes_hq": 0}
     with np.errstate(invalid="ignore"):
         dist = np.nan_to_num(cdist(x, c), nan=np.inf)
     nearest, d = dist.argmin(axis=1), dist.min(axis=1)
     hq = d < num_std * std
     counts = np.bincount(nearest[hq], minlength=len(c))
-    return {"modes": int((counts >= min_count).sum()), "hq": float(hq.mean()), "mode_kl": kl_to_reference(counts)}
+    return {"modes": int((counts >= min_count).sum()), "hq": float(hq.mean()), "mode_kl": kl_to_reference(counts),
+            "modes_hq": confident_mode_stats(nearest, hq, len(c))["modes"]}
 
 
 def label_mode_stats(pred_labels: ArrayLike, num_modes: int, reference: Optional[np.ndarray] = None) -> dict:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from study.report import claim1, claim2, claim3
+from study.report.evidence import COVERAGE
 from study.report.outcomes import ALPHA, FAIL_Q, OFTEN, RARE, WORK_Q, cell_state
 
 # Measured on sweeps/cpu_verdicts.yaml (mnist5k 16 px, 3,000 generator iterations, 3 seeds, N = 1,000;
@@ -162,7 +163,7 @@ def measure(run_dir: str) -> dict:
     sds = done.groupby("cell")["q"].std().dropna()
     rho = run.trials[run.trials["status"] == "completed"].groupby("cell")["corr_spearman"].std().dropna()
     both = done[done["coverage_knn"].notna()]
-    dis = ((both["coverage"] < 0.75) != (both["coverage_knn"] < 0.75)).mean() if len(both) else math.nan
+    dis = ((both["coverage"] < COVERAGE) != (both["coverage_knn"] < COVERAGE)).mean() if len(both) else math.nan
     return {"seed_sd": float(sds.median()), "seed_sd_max": float(sds.max()), "eval_noise": float(done["noise"].mean()),
             "rho_sd": float(rho.median()), "disagree": float(dis)}
 

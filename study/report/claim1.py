@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from study.eval.stats import permutation_p
-from study.report.cells import (LABEL, VARIANTS, Verdict, cells, variants_in, ci, counts, diff_ci, fmt, ids, metric_label, primary_metric,
-                                quality_metrics, summarize)
+from study.report.cells import (LABEL, VARIANTS, Verdict, cells, ci, counts, diff_ci, fmt, ids, metric_label,
+                                quality_metrics, summarize, variants_in)
 from study.report.evidence import CONV_TOL, COVERAGE, LATE, MIN_CONFIDENT_PER_MODE
 from study.report.outcomes import ALPHA, FAIL_Q, MIN_SEEDS, WORK_Q, cell_states, trial_evidence
 
@@ -86,7 +86,7 @@ def state_table(ev: pd.DataFrame, m: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def difference_table(ev: pd.DataFrame, run) -> pd.DataFrame:
+def difference_table(ev: pd.DataFrame) -> pd.DataFrame:
     """GAN − WGAN per group on the deciding metric, raw and normalised: information, not the verdict."""
     rows = []
     for group, sub in ev[ev["status"] == "completed"].groupby("group", sort=False):
@@ -95,6 +95,7 @@ def difference_table(ev: pd.DataFrame, run) -> pd.DataFrame:
                 lo, hi = diff_ci(g["final"].to_numpy(float), w["final"].to_numpy(float))
                 rows.append({"data": g.iloc[0]["data"], "backbone": g.iloc[0]["backbone"], "group": group,
                              "metric": g.iloc[0]["metric"], "gan": g_hue, "wgan": w_hue,
+                             "wgan_loss": w.iloc[0]["loss"],
                              "gan_mean": g["final"].mean(), "wgan_mean": w["final"].mean(),
                              "diff": g["final"].mean() - w["final"].mean(), "diff_ci_lo": lo, "diff_ci_hi": hi,
                              "perm_p": permutation_p(g["final"].to_numpy(float), w["final"].to_numpy(float)),
@@ -151,7 +152,7 @@ def claim1(run) -> tuple[dict[str, pd.DataFrame], Verdict]:
     verdict_ev = ev[ev["in_verdict"]]
     m = max(verdict_ev["group"].nunique(), 1) if not ev.empty else 1
     st = state_table(ev, m) if not ev.empty else pd.DataFrame()
-    d = difference_table(ev, run) if not ev.empty else pd.DataFrame()
+    d = difference_table(ev) if not ev.empty else pd.DataFrame()
     tables = {"claim1_quality": q, "claim1_states": st, "claim1_difference": d, "trial_evidence": ev}
     if st.empty:
         return tables, [Verdict("1", "inconclusive", RULE, [], "no trial to decide on")]
@@ -161,7 +162,7 @@ def claim1(run) -> tuple[dict[str, pd.DataFrame], Verdict]:
         mine = st[st["in_verdict"] & st["loss"].isin(["gan", variant])]
         evidence = [evidence_line(r) for _, r in mine.iterrows()]
         for _, r in d[d["in_verdict"]].iterrows() if not d.empty else []:
-            if r["wgan"].split(" ")[0] != LABEL[variant]:
+            if r["wgan_loss"] != variant:
                 continue
             evidence.append(f"Information, `{r['group']}`, {metric_label(r['metric'])}: GAN {fmt(r['gan_mean'])} vs "
                             f"{r['wgan']} {fmt(r['wgan_mean'])}, Δ = {fmt(r['diff'])} "

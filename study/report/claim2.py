@@ -45,13 +45,15 @@ def _sign(quality: str) -> int:
 
 
 def _trial_rhos(run, t: pd.DataFrame) -> pd.DataFrame:
-    """Per-trial correlation from result.json; recomputed from metrics.csv where result.json lacks it."""
+    """Per-trial correlation from result.json; recomputed from metrics.csv where result.json lacks it or
+    stored it on another quality metric than the one this data set's verdicts use (one extractor per cell)."""
     t = t.copy()
     t["corr_quality"] = t["corr_quality"].astype(object)  # all-NaN (float) when no trial stored one
     for i, r in t.iterrows():
-        if pd.notna(r.get("corr_spearman", math.nan)) or r["trial_id"] not in run.metrics:
-            continue
         q = primary_metric(run.trials, r["data"])
+        stored_ok = pd.notna(r.get("corr_spearman", math.nan)) and r.get("corr_quality") in (q, None)
+        if stored_ok or r["trial_id"] not in run.metrics:  # recomputed when stored on another metric
+            continue
         try:
             from study.eval.stats import loss_quality_correlation
             c = loss_quality_correlation(run.metrics[r["trial_id"]], ESTIMATE[r["loss"]], q) if q else {}

@@ -20,6 +20,7 @@ import yaml
 from lightning_modules import ALGORITHMS
 from study import rundir
 from study.report.cells import assign_cells, flatten, splitting_keys
+from study.config import with_legacy
 from study.rundir import REPORT_STATUSES, RESULT, Lock, load_result, read_config, read_metrics, trial_dirs
 
 # Order used in every count table: terminal states first, then what never finished.
@@ -77,6 +78,7 @@ def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], l
     """(row, flattened config or None, metrics or None, grid PNGs, result.json or None) for one trial directory."""
     res, res_problem = load_result(d)
     cfg, cfg_problem = read_config(d, res)
+    cfg = with_legacy(cfg) if cfg else cfg
     met, met_problem = read_metrics(d)
     issues = [p for p in (res_problem or (None if res else f"no {RESULT}"), cfg_problem, met_problem) if p]
     row: dict[str, Any] = {"trial_id": d.name, "status": (res or {}).get("status") or "incomplete"}

@@ -17,6 +17,7 @@ from scipy.stats import binom
 
 from study.eval.stats import t_bound
 from study.report import evidence as E
+from study.data import DATASETS
 from study.report.cells import N_MODES, primary_metric
 
 ALPHA = 0.04     # error rate of each one-sided test (a cell on a threshold is decided with at most this
@@ -97,8 +98,9 @@ def _collapse(r: pd.Series, data: str, n: float) -> dict:
         cov = [_get(r, "eval/modes_hq") / k, _get(r, "eval/modes_knn") / k]
         conf = [_get(r, "eval/hq") * n, _get(r, "eval/hq_knn") * n]
         out.update(coverage=cov[0], coverage_knn=cov[1])
-    elif data in ("ring8", "grid25"):
-        cov, conf = [_get(r, "eval/modes") / k], [_get(r, "eval/hq") * n]
+    elif DATASETS.get(data).kind == "points" if data in DATASETS else False:  # toys: geometry, no classifier
+        m = _get(r, "eval/modes_hq")
+        cov, conf = [(m if m == m else _get(r, "eval/modes")) / k], [_get(r, "eval/hq") * n]
         out["coverage"] = cov[0]
     else:  # images scored before confident counts existed: one classifier's argmax cannot decide collapse
         return out
@@ -208,6 +210,9 @@ def cell_states(ev: pd.DataFrame, alpha: float) -> dict[str, CellState]:
         events = int((t["status"] == "diverged").sum() + collapsed.sum())
         unknown = int((done["collapse"].isna() | ((done["collapse"] == True) & ~collapsed)).sum()) if labelled else 0  # noqa: E712
         s = cell_state(done["q"].to_numpy(float), len(finished), events, unknown, list(done["converged"]), alpha)
+        if finished["seed"].duplicated().any():  # e.g. two runs of one seed that differ in a key the cell ignores
+            s = CellState("undecided", "a seed appears twice in this cell: replicates must be independent seeds",
+                          ["split the cell by the key that differs, or drop the duplicate runs"], s.mean_q, s.q_hi, s.q_lo)
         if s.state == "undecided" and (done["converged"] == False).any():  # noqa: E712
             it = iterations_needed(done)
             total = float(np.nanmax(done["gen_iters_total"]))
