@@ -28,6 +28,7 @@ class EvalCallback(pl.Callback):
         self.seconds = 0.0
         self.last: dict[str, float] = {}
         self.repeat: dict[str, float] = {}
+        self.notes: list[str] = []  # what the evaluator noticed about this trial's samples
         self.crosscheck: dict = {}  # the final FID/KID once more, by torchmetrics (study/eval/crosscheck.py)
 
     def on_train_start(self, trainer: pl.Trainer, module: Any) -> None:
@@ -49,6 +50,7 @@ class EvalCallback(pl.Callback):
         scores = self.evaluator(samples, final=final, labels=labels) if self.evaluator is not None else {}
         module.row.update(scores)
         self.last = scores
+        self.notes += [n for n in getattr(self.evaluator, "call_notes", []) if n not in self.notes]
         grid, nrow = module.grid_samples() if self.data_kind == "image" else (samples, None)
         save_grid(grid, self.trial_dir / "samples" / f"grid_{module.gen_iter:06d}.png", self.modes,
                   title=f"{cfg.loss} {cfg.backbone.label}, generator iteration {module.gen_iter}", nrow=nrow)

@@ -23,7 +23,7 @@ from study.callbacks import CheckpointCallback, EvalCallback, ProgressCallback
 from study.config import TrialConfig
 from study.data import DATASETS, Dataset, RealSampler, load_dataset
 from study.metrics import quality_metric
-from study.rundir import CHECKPOINTS, METRICS, load_result, write_config, write_result
+from study.rundir import CHECKPOINTS, METRICS, write_config, write_result
 
 log = logging.getLogger("wgan-study")
 FINAL_WINDOW = 101  # the paper median-filters loss curves over 101 iterations; final train values use it
@@ -270,7 +270,10 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
                 result["final_error"] = f"{type(e).__name__}: {e}"
     result["wall_s"] = round(time.perf_counter() - t0, 3)
     result["eval_s"] = round(evaluator_cb.seconds, 3) if evaluator_cb else 0.0
-    result["eval_info"] = getattr(evaluator_cb.evaluator, "info", {}) if evaluator_cb else {}
+    info = dict(getattr(evaluator_cb.evaluator, "info", {})) if evaluator_cb else {}
+    if evaluator_cb and evaluator_cb.notes:  # the evaluator's own notes, then this trial's
+        info["notes"] = list(info.get("notes", [])) + evaluator_cb.notes
+    result["eval_info"] = info
     if evaluator_cb and evaluator_cb.crosscheck:
         result["crosscheck"] = evaluator_cb.crosscheck
     if evaluator_cb and evaluator_cb.repeat:  # the final metrics once more, on an independent noise set
@@ -280,8 +283,3 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
     result["config"] = cfg.resolved()
     write_result(trial_dir, result)
     return result
-
-
-def read_result(trial_dir: Path) -> Optional[dict]:
-    """result.json as a dict; None when there is none or it is damaged (study.rundir.load_result says how)."""
-    return load_result(trial_dir)[0]

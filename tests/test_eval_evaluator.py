@@ -193,3 +193,16 @@ def test_torchmetrics_crosscheck_of_the_final_fid_and_kid(mnist_eval, mnist):
     assert fid["torchmetrics"] == pytest.approx(fid["torch_fidelity"], rel=1e-5) and fid["rel_diff"] < 1e-5
     assert kid["torchmetrics"] == pytest.approx(kid["torch_fidelity"], rel=1e-9) and kid["n_gen"] == 1000
     assert fid["n_real"] == 1000 and fid["n_gen"] == 1000
+
+
+def test_a_note_about_one_trials_samples_does_not_stick_to_the_shared_evaluator(tmp_path):
+    """Workers reuse an evaluator across trials: "non-finite samples" belongs to the call that saw them."""
+    from study.config import DataConfig, EvalConfig
+    from study.data import load_dataset
+    from study.eval.evaluator import Evaluator
+    cfg = DataConfig(name="ring8", holdout=200, synthetic_size=2048)
+    ev = Evaluator(load_dataset(cfg), cfg, EvalConfig(num_samples=100, w1_points=50, w1_draws=1), "cpu", tmp_path)
+    bad = ev(torch.full((100, 2), float("nan")))
+    assert math.isnan(bad["eval/w1"]) and ev.call_notes == ["non-finite samples: metrics of those evaluations are NaN"]
+    ev(torch.randn(100, 2))
+    assert ev.call_notes == [] and not any("non-finite" in n for n in ev.info["notes"])

@@ -57,7 +57,8 @@ class Evaluator:
         self.keys: list[str] = []
         self.extractors: dict[str, tuple] = {}  # label -> (extractor, feature key, transform, batch, real stats)
         self.classifier, self.domain_extractor = None, None
-        self.knn: Optional[PixelKNN] = None  # the second, independent classifier for mode counts
+        self.knn: Optional[PixelKNN] = None
+        self.call_notes: list[str] = []  # notes about the last call's samples (see _call_note)  # the second, independent classifier for mode counts
         self._class_stats: Optional[dict[int, dict]] = None  # real per-class FID statistics, built on first use
         if data.kind == "points":
             self._init_toy()
@@ -67,8 +68,15 @@ class Evaluator:
 
     # ------------------------------------------------------------------ setup
     def _note(self, text: str) -> None:
+        """A fact about the evaluator itself (every trial it scores shares it)."""
         if text and text not in self.info["notes"]:
             self.info["notes"].append(text)
+
+    def _call_note(self, text: str) -> None:
+        """A fact about the samples of this call: the trial's callback collects it (the evaluator is shared by
+        a worker's trials, so it must not stick to the evaluator)."""
+        if text not in self.call_notes:
+            self.call_notes.append(text)
 
     def _init_toy(self) -> None:
         d = self.data
@@ -161,12 +169,13 @@ class Evaluator:
         """eval/* metrics of `samples`. KID (N x N kernels, the costliest metric here)
         only when `final`: intermediate points need the curve, which FID gives. `labels`: the classes
         a conditional generator was asked for; adds eval/class_acc and per-class FID."""
+        self.call_notes: list[str] = []
         if len(samples) < self.n:
             raise ValueError(f"Evaluator needs eval.num_samples = {self.n} samples, got {len(samples)} "
                              "(FID is biased in N: every evaluation uses the same N)")
         x = samples.detach()[:self.n]
         if not bool(torch.isfinite(x).all()):
-            self._note("non-finite samples: metrics of those evaluations are NaN")
+            self._call_note("non-finite samples: metrics of those evaluations are NaN")
             return {k: math.nan for k in self.keys}
         y = None if labels is None else labels.detach().cpu()[:self.n]
         return self._toy(x) if self.data.kind == "points" else self._images(x, final, y)
@@ -209,7 +218,7 @@ class Evaluator:
                 out["eval/class_acc"] = float((labels == asked).float().mean())
                 out.update(self._per_class_fid(feats["features"], asked))
         elif asked is not None:
-            self._note(f"no class metrics: no domain classifier for '{self.data.name}'")
+            self._call_note(f"no class metrics: no domain classifier for '{self.data.name}'")
         return out
 
     def crosscheck(self, samples: torch.Tensor) -> dict:

@@ -50,6 +50,7 @@ class Run:
     tied: list[str] = field(default_factory=list)  # varied, but fixed within each loss x data x backbone
     notes: list[str] = field(default_factory=list)
     results: dict[str, dict] = field(default_factory=dict)  # trial_id -> result.json, as read once here
+    evidence: Optional[pd.DataFrame] = None  # per-trial evidence, computed once (study/report/outcomes.py)
 
 
 def backbone_label(bb: Any) -> str:

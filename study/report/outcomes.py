@@ -46,9 +46,9 @@ def _get(r: pd.Series, key: str) -> float:
 def trial_evidence(run) -> pd.DataFrame:
     """One row per trial: anchors, normalised final quality, late trend, noise, convergence, collapse.
     Computed once per run (every claim reads it)."""
-    if getattr(run, "_evidence", None) is None:
-        run._evidence = _trial_evidence(run)
-    return run._evidence
+    if run.evidence is None:
+        run.evidence = _trial_evidence(run)
+    return run.evidence
 
 
 def _trial_evidence(run) -> pd.DataFrame:
