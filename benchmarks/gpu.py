@@ -29,8 +29,8 @@ import json, sys, time, torch
 from benchmarks.common import dataset, make_cfg, time_lightning, quiet_lightning
 quiet_lightning()
 torch.set_num_threads(int(sys.argv[4]))
-case, loss, iters, device = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[5]
-cfg = make_cfg(case, loss, 5 + iters + 1)
+case, loss, iters, device, compile_ = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[5], sys.argv[6]
+cfg = make_cfg(case, loss, 5 + iters + 1, train={"compile": compile_})
 torch.zeros(1, device=device); dataset(cfg)  # CUDA context and data before the start line
 print("ready", flush=True)
 sys.stdin.readline()  # all k start together
@@ -70,12 +70,14 @@ class UtilSampler:
                 "gpu_mem_max_mib": max(self.mem), "util_samples": len(self.util)}
 
 
-def concurrent(k: int, case: str, loss: str, iters: int, threads: int, device: str = "cuda:0") -> dict:
+def concurrent(k: int, case: str, loss: str, iters: int, threads: int, device: str = "cuda:0",
+               compile_: str = "off") -> dict:
     """k processes, each training the same trial on the one GPU, started together once every one has
     its CUDA context and data; aggregate generator iterations per second = sum over processes of
     1 / (its steady-state seconds per iteration)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    procs = [subprocess.Popen([sys.executable, "-c", _CHILD, case, loss, str(iters), str(threads), device], cwd=REPO,
+    procs = [subprocess.Popen([sys.executable, "-c", _CHILD, case, loss, str(iters), str(threads), device, compile_],
+                              cwd=REPO,
                               env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(k)]
     for p in procs:  # wait until every process has its CUDA context and data

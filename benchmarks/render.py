@@ -215,6 +215,72 @@ def render_gpu(r: dict) -> str:
                            if r.get("quick_sweep") else []), _meta(r)])
 
 
+def render_compile(r: dict) -> str:
+    rows = [[x["case"], x["loss"], x["batch"], x["mode"], x["eager_ms"], x["compiled_ms"], x["speedup"], x["one_off_s"],
+             x["loss_rel_diff"], "yes" if x["compiled_repeatable"] else "NO"] for x in r["results"]]
+    faster = [x for x in r["results"] if x["speedup"] > 1]
+    return "\n".join([
+        f"Per trial through the harness (trainer.fit as run_trial), {r['threads']} torch thread(s), device {r['device']}: "
+        "milliseconds per steady-state generator iteration with `train.compile: off` (eager) and `on`, median over "
+        f"{r['results'][0]['repeats']} interleaved runs of {r['results'][0]['iters']} iterations after the first "
+        f"{r['results'][0]['skip']}; `speedup` = eager / compiled (median of paired runs); `one-off s` = what the "
+        "first iterations cost beyond steady ones (compilation); `loss diff` = largest relative difference of the "
+        "losses after the window, compiled vs eager; `repeatable` = compiled runs agree bit for bit.", "",
+        _table(["case", "loss", "batch", "mode", "eager ms", "compiled ms", "speedup", "one-off s", "loss diff",
+                "repeatable"], rows), "",
+        (f"**Compiled faster in {len(faster)} of {len(rows)} cases**" + (
+            ": `auto` stays eager on this device (lightning_modules/updates.py, AUTO)." if not faster else
+            ": see AUTO in lightning_modules/updates.py.")), "", _meta(r)])
+
+
+TARGETS = "ring8 WGAN >= 10x per trial over eager; 100,000 ring8 WGAN iterations <= 60 s; quick sweep <= 20 s; " \
+          "mean GPU utilisation >= 60%; arch.yaml <= 20 min"
+
+
+def render_capture(r: dict) -> str:
+    if r.get("status") != "measured":
+        return "\n".join([
+            "**Not measured yet** (" + r.get("reason", r.get("status", "no CUDA device")) + "): every GPU figure of "
+            "issue 13 is open: eager vs captured generator iterations per second (ring8, quick_dcgan16, dcgan32, "
+            "dcgan64; GAN and WGAN), 100,000 ring8 WGAN iterations, the quick sweep's wall time and GPU utilisation, "
+            "trials per device with captured steps, arch.yaml's wall time. Targets: " + TARGETS + ". "
+            "One prepared run measures them all: `python -m benchmarks.gpu_capture --out $OUT/gpu_capture.json` on "
+            "the GPU machine (about 9 minutes), then `python -m benchmarks.run --merge gpu_capture=FILE` here. Until "
+            "then `train.compile: auto` runs GPU trials eagerly.", "", _meta(r)])
+    parts = r["parts"]
+    out = [f"Device: {r.get('device')}. Targets: {TARGETS}.", ""]
+    t = parts.get("cuda_tests", {})
+    out += [f"CUDA tests (captured vs eager losses, exact resume): {t.get('summary', t.get('error', t.get('skipped')))}", ""]
+    st = parts.get("steps", {})
+    if st.get("results"):
+        out += [render_compile(st), ""]
+    lr = parts.get("long_ring8", {})
+    if lr:
+        out += [f"One ring8 WGAN trial (MLP width {lr.get('mlp_width')}, batch 256, warm-up on, {lr.get('mode')}): "
+                f"{lr.get('gen_iters')} generator iterations in {rnd_s(lr.get('wall_s'))} s, steady "
+                f"{rnd_s(lr.get('steady_gen_it_per_s'))} it/s; 100,000 iterations: {lr.get('wall_100k_s')} s "
+                f"({lr.get('wall_100k_is')}). {lr.get('error', '')}", ""]
+    qs = parts.get("quick_sweep", {})
+    if qs and "on" in qs:
+        out += [_table(["quick sweep", "wall s", "exit", "GPU util mean %", "GPU util max %", "modes"],
+                       [[m, q.get("wall_s"), q.get("rc"), q.get("gpu_util_mean_pct"), q.get("gpu_util_max_pct"),
+                         q.get("compile_modes")] for m, q in qs.items() if isinstance(q, dict)]), ""]
+    pk = parts.get("packing", {})
+    if pk.get("rows"):
+        out += [_table(["k (captured quick_dcgan16 wgan)", "gen iters / s total", "GPU util mean %", "error"],
+                       [[x["k"], x.get("iters_per_s_total"), x.get("gpu_util_mean_pct"), x.get("error")]
+                        for x in pk["rows"]]), "", f"Smallest k within 10% of the best: {pk.get('best_trials_per_device')}", ""]
+    ar = parts.get("arch", {})
+    if ar:
+        out += [f"arch.yaml cut to its first iterations ({ar.get('sets')}): {ar.get('wall_s')} s, exit {ar.get('rc')}; "
+                f"projected full sweep {ar.get('projected_full_s')} s ({ar.get('projection', ar.get('last_line'))}).", ""]
+    return "\n".join(out + [_meta(r)])
+
+
+def rnd_s(x):
+    return None if x is None else float(f"{x:.4g}")
+
+
 SECTIONS = [
     ("step_overhead", "1. Training-step overhead (Lightning vs plain PyTorch)", render_step),
     ("eval_fraction", "2. Evaluation share of a quick-sweep trial", render_eval),
@@ -225,6 +291,8 @@ SECTIONS = [
     ("gpu", "5. GPU", render_gpu),
     ("flops", "6. Distance to the physical limit (FLOP/s vs GEMM)", render_flops),
     ("flops_2threads", "6b. The same with 2 threads", render_flops),
+    ("compile_cpu", "7. Compiled updates on CPU (train.compile)", render_compile),
+    ("gpu_capture", "8. Graph-captured updates on a GPU (train.compile on CUDA)", render_capture),
     ("profile_sweep", "Profile of the quick sweep", render_profile),
 ]
 

@@ -40,6 +40,8 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "eval_fraction": ("eval_fraction", []),
     "profile_sweep": ("profile_sweep", []),
     "gpu": ("gpu", []),
+    "compile_cpu": ("compile_step", []),
+    "gpu_capture": ("gpu_capture", []),
 }
 
 

@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from lightning_modules import updates
 from lightning_modules.algorithms import Algorithm
 from lightning_modules.losses import class_accuracy, class_loss
 
@@ -73,6 +74,8 @@ class AdversarialModule(pl.LightningModule):
         self.row: dict[str, float] = {}  # this iteration's metrics; callbacks may add eval/* before it is logged
         self.history: list[dict] = []    # every row logged by this process (a resumed trial adds the kept ones)
         self.restoring = False
+        self.compile_mode: Optional[str] = None  # train.compile as resolved on this device (updates.resolve)
+        self._runners: Optional[tuple] = None     # built at the first step (_prepare_updates)
 
     def critic_steps(self, gen_iter: int) -> int:
         return self.spec.critic_steps(gen_iter, self.settings)
@@ -98,59 +101,93 @@ class AdversarialModule(pl.LightningModule):
         """(critic scores, class logits or None)."""
         return self.critic(x) if self.conditional else (self.critic(x), None)
 
+    # -- the two updates, as functions of tensors (lightning_modules/updates.py runs them) ---------
+    def critic_update(self, real: torch.Tensor, y_real: Optional[torch.Tensor], y_fake: Optional[torch.Tensor],
+                      z: torch.Tensor, draws: tuple) -> dict[str, torch.Tensor]:
+        """One critic update on a real batch and noise drawn beforehand; returns its row values."""
+        g_net, d_net = self._nets
+        self.constraint.before_update(self.critic)  # the reference code clamps here, before the critic's loss
+        with torch.no_grad():
+            fake = g_net(z) if y_fake is None else g_net(z, y_fake)
+        # real and fake in separate passes, as the reference code: BN statistics per batch
+        (d_real, c_real), (d_fake, c_fake) = self._score(d_net, real), self._score(d_net, fake)
+        terms = self.loss_fn(d_real, d_fake)
+        d_total = terms.d_loss
+        # the penalty's double backward on the eager critic (a compiled forward has no double backward)
+        extra = self.constraint.penalty(lambda x: self.score(x)[0], real, fake, draws)
+        out = {"train/d_loss": terms.d_loss, "train/d_real": d_real.mean(), "train/d_fake": d_fake.mean()}
+        if extra is not None:  # WGAN-GP: the penalty joins the critic's loss, not its estimate
+            d_total = d_total + extra.pop("loss")
+            out.update(extra)   # train/gp, train/grad_norm
+        if self.conditional:
+            d_class = class_loss(c_real, y_real) + class_loss(c_fake, y_fake)
+            d_total = d_total + self.class_weight * d_class
+            out.update({"train/d_class_loss": d_class, "train/class_acc_real": class_accuracy(c_real, y_real),
+                        "train/class_acc_fake": class_accuracy(c_fake, y_fake)})
+        self._d_opt.zero_grad(set_to_none=True)
+        self._backward(d_total)
+        self._d_opt.step()
+        self.constraint.after_update(self.critic)
+        return {k: v.detach() for k, v in out.items()}
+
+    def generator_update(self, y: Optional[torch.Tensor], z: torch.Tensor) -> dict[str, torch.Tensor]:
+        g_net, d_net = self._nets
+        d_gen, c_gen = self._score(d_net, g_net(z) if y is None else g_net(z, y))
+        g_loss = self.loss_fn(d_gen.detach(), d_gen).g_loss  # g_loss depends on the fake scores only
+        out, g_total = {"train/g_loss": g_loss}, g_loss
+        if self.conditional:
+            out["train/g_class_loss"] = g_class = class_loss(c_gen, y)
+            g_total = g_total + self.class_weight * g_class
+        self._g_opt.zero_grad(set_to_none=True)
+        self._backward(g_total)
+        self._g_opt.step()
+        return {k: v.detach() for k, v in out.items()}
+
+    def _score(self, d_net: Any, x: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        return d_net(x) if self.conditional else (d_net(x), None)
+
+    def _prepare_updates(self) -> None:
+        """The callers of both updates in the resolved `train.compile` mode (after any checkpoint restore: a
+        capture must see the optimizer state it will update)."""
+        self.compile_mode = updates.resolve(self.cfg.train.compile, self.device.type)
+        d_opt, g_opt = self.optimizers(use_pl_optimizer=self.compile_mode == "eager")
+        self._d_opt, self._g_opt = d_opt, g_opt
+        self._backward = self.manual_backward if self.compile_mode == "eager" else torch.Tensor.backward
+        if self.compile_mode == "cuda_graph":
+            updates.make_capturable(d_opt)
+            updates.make_capturable(g_opt)
+        self._nets = ((updates.compiled(self.generator), updates.compiled(self.critic))
+                      if self.compile_mode == "inductor" else (self.generator, self.critic))
+        self._runners = (updates.runner(self.compile_mode, self.critic_update),
+                         updates.runner(self.compile_mode, self.generator_update))
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
-        d_opt, g_opt = self.optimizers()
-        self.toggle_optimizer(d_opt)
+        if self._runners is None:
+            self._prepare_updates()
+        critic, generator = self._runners
+        self.toggle_optimizer(self._d_opt)
         for _ in range(self.critic_steps(self.gen_iter)):
-            self.constraint.before_update(self.critic)  # the reference code clamps here, before the critic's loss
+            # every draw before the update, in the order the step has always drawn them (real, labels, noise, penalty)
             real, y_real = self.real.next_labelled() if self.conditional else (self.real.next(), None)
             y_fake = self.labels(len(real))
-            with torch.no_grad():
-                fake = self.generate(self.noise(len(real)), y_fake)
-            # real and fake in separate passes, as the reference code: BN statistics per batch
-            (d_real, c_real), (d_fake, c_fake) = self.score(real), self.score(fake)
-            terms = self.loss_fn(d_real, d_fake)
-            d_total = terms.d_loss
-            extra = self.constraint.penalty(lambda x: self.score(x)[0], real, fake)
-            if extra is not None:  # WGAN-GP: the penalty joins the critic's loss, not its estimate
-                d_total = d_total + extra["loss"]
-            if self.conditional:
-                d_class = class_loss(c_real, y_real) + class_loss(c_fake, y_fake)
-                d_total = d_total + self.class_weight * d_class
-            d_opt.zero_grad(set_to_none=True)
-            self.manual_backward(d_total)
-            d_opt.step()
-            self.constraint.after_update(self.critic)
+            z = self.noise(len(real))
+            d_out = critic(real, y_real, y_fake, z, self.constraint.draw(real))
             self.critic_iters += 1
-        self.untoggle_optimizer(d_opt)
+        self.untoggle_optimizer(self._d_opt)
 
-        self.toggle_optimizer(g_opt)
+        self.toggle_optimizer(self._g_opt)
         y_gen = self.labels(self.cfg.train.batch_size)
-        d_gen, c_gen = self.score(self.generate(self.noise(self.cfg.train.batch_size), y_gen))
-        # g_loss depends on fake scores only; the last critic batch fills the d_real slot
-        g_loss = self.loss_fn(d_real.detach(), d_gen).g_loss
-        g_total = g_loss
-        if self.conditional:
-            g_class = class_loss(c_gen, y_gen)
-            g_total = g_total + self.class_weight * g_class
-        g_opt.zero_grad(set_to_none=True)
-        self.manual_backward(g_total)
-        g_opt.step()
-        self.untoggle_optimizer(g_opt)
+        g_out = generator(y_gen, self.noise(self.cfg.train.batch_size))
+        self.untoggle_optimizer(self._g_opt)
         self.gen_iter += 1
         self.restoring = False
 
-        # one device->host transfer per generator iteration
-        keys = ["train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", self.estimate_key]
-        values = [terms.d_loss, g_loss, d_real.mean(), d_fake.mean(), self.spec.estimate(terms.d_loss)]
-        for k, v in {**(extra or {}), **self.constraint.metrics(self.critic)}.items():
-            if k.startswith("train/"):  # e.g. train/gp, train/grad_norm, train/clip_fraction
-                keys.append(k)
-                values.append(v.detach().to(d_real.device, d_real.dtype))
-        if self.conditional:  # the class head at the last critic update, and the generator's class term
-            keys += ["train/d_class_loss", "train/g_class_loss", "train/class_acc_real", "train/class_acc_fake"]
-            values += [d_class, g_class, class_accuracy(c_real, y_real), class_accuracy(c_fake, y_fake)]
-        self.row = dict(zip(keys, torch.stack(values).detach().cpu().tolist()))
+        # one device->host transfer per generator iteration (the last critic update's values and the generator's)
+        values = {**d_out, **g_out, self.estimate_key: self.spec.estimate(d_out["train/d_loss"]),
+                  **self.constraint.metrics(self.critic)}
+        ref = d_out["train/d_loss"]
+        stacked = torch.stack([v.detach().to(ref.device, ref.dtype) for v in values.values()])
+        self.row = dict(zip(values, stacked.cpu().tolist()))
         self.row["train/critic_iters"] = self.critic_iters
         if not all(map(math.isfinite, self.row.values())):
             raise Diverged(self.gen_iter, self.row)
@@ -211,3 +248,4 @@ class AdversarialModule(pl.LightningModule):
         self.noise_gen.set_state(state["noise_rng"])
         if self.real is not None and state["real"] is not None:
             self.real.load_state_dict(state["real"])
+        self._runners = None  # captures and compiled networks refer to the state as it was: rebuild after restore

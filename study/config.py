@@ -85,6 +85,15 @@ class TrainConfig(_Strict):
     batch_size: Int = Field(64, gt=0, le=MAX_BATCH)
     checkpoint_every: Int = Field(250, gt=0)      # generator iterations between checkpoints
     keep_checkpoints: Int = Field(2, gt=0)        # >1 so a corrupt last checkpoint can fall back
+    # how the updates run (lightning_modules/updates.py): off = eager; on = torch.compile on CPU, CUDA graphs on
+    # a GPU; auto = what was measured faster on that device. Results agree within float noise: not in the id
+    compile: Literal["auto", "on", "off"] = "auto"
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, v: Any) -> Any:
+        # YAML 1.1 reads a bare on / off as a boolean: `compile: on` means "on", not a wrong type
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
 class EvalConfig(_Strict):
@@ -179,10 +188,17 @@ class _TrialBase(_Strict):
             d.pop("conditional"), d.pop("class_weight")
         if self.loss == "wgan" and d["wgan"].get("clip_order") == "after":
             d["wgan"].pop("clip_order")  # every trial before the switch clipped after: same runs, same ids
-        d.pop("log")  # what a trial logs never changes its result: turning TensorBoard on resumes the same trial
+        for key in EXECUTION_KEYS:  # how a trial runs, never what it computes: changing one resumes the same trial
+            section, _, name = key.partition(".")
+            d[section].pop(name) if name else d.pop(section)
         digest = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
         bb = self.backbone.label.replace("/", "-")
         return f"{'ac' if self.conditional else ''}{self.loss}_{bb}_{self.data.name}_s{self.seed}_{digest}"
+
+
+# Keys that say how a trial runs, not what it computes (what it logs; eager or compiled updates, equal within
+# float noise): outside the trial id, so a sweep cannot vary them (two values would be one trial).
+EXECUTION_KEYS = ("log", "train.compile")
 
 
 # Keys added after runs were written, with the value those runs had: their config.yaml lacks the key, and a

@@ -173,7 +173,8 @@ def trial_row(tdir: Path, axes: list[str]) -> dict:
     row: dict[str, Any] = {"trial_id": tdir.name}
     row |= {k: varied_value(get_dotted(cfg, k)) for k in axes}
     res = res or {"status": "incomplete", "error": problem}
-    row |= {k: res.get(k) for k in ("status", "gen_iters", "critic_iters", "wall_s", "eval_s", "device", "error")}
+    row |= {k: res.get(k) for k in ("status", "gen_iters", "critic_iters", "wall_s", "eval_s", "device", "compile",
+                                  "error")}
     if cfg_problem and (tdir / CONFIG).exists():
         row["error"] = "; ".join(filter(None, [row["error"], f"config.yaml: {cfg_problem}"]))
     final = res.get("final")

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from study.config import BackbonePair, ConfigError, TrialConfig, explain
+from study.config import EXECUTION_KEYS, BackbonePair, ConfigError, TrialConfig, explain
 
 SPEC_KEYS = ("base", "description", "grid", "name", "zip")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -121,6 +121,10 @@ def set_dotted(d: dict, key: str, value: Any) -> None:
 
 def check_axis(key: str) -> None:
     """An axis must name a field of TrialConfig (dotted into its sections)."""
+    for k in EXECUTION_KEYS:
+        if key == k or key.startswith(k + "."):
+            raise ValueError(f"'{k}' says how trials run, not what they compute (it is not part of a trial's id), "
+                             f"so it cannot be an axis; set it in base, or per run with --set base.{key}=...")
     model: Any = TrialConfig
     for part in key.split("."):
         fields = getattr(model, "model_fields", None)

@@ -263,6 +263,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
         if module.logger is not None:
             module.logger.save()
         result.update(gen_iters=module.gen_iter, critic_iters=module.critic_iters)
+        result["compile"] = module.compile_mode  # how the updates ran here (train.compile resolved); None: never stepped
         if kept + module.history:
             try:
                 result["final"], result["correlation"] = final_values(kept + module.history, module.estimate_key)

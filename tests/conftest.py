@@ -39,7 +39,7 @@ def one_iteration():
         data = ctx.dataset(cfg)
         module = build_module(cfg, RealSampler(data, cfg.train.batch_size, cfg.seed), data.shape)
         d_opt, g_opt = module.configure_optimizers()
-        module.optimizers = lambda: (d_opt, g_opt)  # run the step outside a Trainer
+        module.optimizers = lambda use_pl_optimizer=True: (d_opt, g_opt)  # run the step outside a Trainer
         module.toggle_optimizer = module.untoggle_optimizer = lambda opt: None
         module.manual_backward = lambda loss: loss.backward()
         module._trainer = None

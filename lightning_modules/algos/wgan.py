@@ -66,9 +66,9 @@ class WeightClip(Constraint):
     def metrics(self, critic: nn.Module) -> dict[str, torch.Tensor]:
         """train/clip_fraction: the share of critic weights at (with order "before": at or beyond) the bound (Gulrajani et al. Fig. 1: clipping
         pushes weights to +-c). Within 1% of c counts: an RMSProp step after a clamp rarely lands exactly on it."""
-        at = sum(int((p.abs() >= 0.99 * self.c).sum()) for p in critic.parameters())
-        total = sum(p.numel() for p in critic.parameters())
-        return {"train/clip_fraction": torch.tensor(at / max(total, 1))}
+        params = list(critic.parameters())
+        at = torch.stack([(p.abs() >= 0.99 * self.c).sum() for p in params]).sum()  # on the device: no host sync
+        return {"train/clip_fraction": at.double() / max(sum(p.numel() for p in params), 1)}
 
 
 ALGORITHMS.register("wgan", Algorithm(

@@ -31,9 +31,12 @@ class GradientPenalty(Constraint):
     def __init__(self, weight: float, generator: Optional[torch.Generator] = None):
         self.weight, self.generator = weight, generator
 
-    def penalty(self, score, real, fake):
+    def draw(self, real: torch.Tensor) -> tuple[torch.Tensor]:
         shape = (len(real),) + (1,) * (real.dim() - 1)
-        eps = torch.rand(shape, generator=self.generator, device=real.device, dtype=real.dtype)
+        return (torch.rand(shape, generator=self.generator, device=real.device, dtype=real.dtype),)
+
+    def penalty(self, score, real, fake, draws=None):
+        (eps,) = self.draw(real) if draws is None else draws
         x = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
         (grad,) = torch.autograd.grad(score(x).sum(), x, create_graph=True)
         norm = grad.flatten(1).norm(dim=1)

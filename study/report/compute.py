@@ -44,8 +44,8 @@ def versions_table(run) -> pd.DataFrame:
 def devices_table(run) -> pd.DataFrame:
     t = run.trials[run.trials["device"].notna()]
     if t.empty:
-        return pd.DataFrame(columns=["device", "n_trials", "wall_s"])
-    df = t.groupby("device").agg(n_trials=("trial_id", "size"), wall_s=("wall_s", "sum")).reset_index()
+        return pd.DataFrame(columns=["device", "compile", "n_trials", "wall_s"])
+    df = t.fillna({"compile": "-"}).groupby(["device", "compile"]).agg(n_trials=("trial_id", "size"), wall_s=("wall_s", "sum")).reset_index()
     df["wall_s"] = df["wall_s"].astype(float).round(1)  # a sum of floats prints as 3409.1820000000002
     return df
 

@@ -29,7 +29,7 @@ STATUSES = REPORT_STATUSES
 CELL_KEYS = {"loss", "seed", "data.name", "backbone", "backbone.generator", "backbone.critic"}
 # trial-id prefixes, longest first (wgan_gp before wgan)
 _LOSS_RE = "|".join(sorted(ALGORITHMS.names(), key=len, reverse=True))
-COLUMNS = ("seed", "error", "diverged_at", "device", "gen_iters", "critic_iters", "wall_s", "eval_s", "versions",
+COLUMNS = ("seed", "error", "diverged_at", "device", "compile", "gen_iters", "critic_iters", "wall_s", "eval_s", "versions",
            "num_samples", "corr_estimate", "corr_quality", "corr_n", "corr_spearman", "corr_pearson", "issues")
 
 
@@ -90,6 +90,7 @@ def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], l
     if res:
         for k in ("error", "diverged_at", "device"):
             row[k] = res.get(k)
+        row["compile"] = res.get("compile", "eager")  # results written before train.compile ran eager
         for k in ("gen_iters", "critic_iters", "wall_s", "eval_s"):
             row[k] = _num(res.get(k))
         row["versions"] = json.dumps(res.get("versions") or {}, sort_keys=True)

@@ -1,0 +1,191 @@
+"""train.compile: the updates run eagerly, over torch.compile'd networks, or captured into CUDA graphs
+(lightning_modules/updates.py). Every mode gives the losses of eager (tolerance below) and resumes exactly.
+
+On CPU the compiled tests use torch.compile's `aot_eager` backend (dynamo + AOTAutograd, seconds) and one
+slow test uses inductor (minutes of code generation); the CUDA-graph bookkeeping runs on CPU with the
+capture replaced by re-running the update on the static buffers (what a replay does), and for real on a GPU."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from lightning_modules import updates
+from study.config import load_trial_config
+from study.trial import WorkerContext, run_trial
+from test_sweep_files import ROOT
+
+LOSSES = ["gan", "wgan", "wgan_gp", "wgan_sn"]
+# Compiled vs eager, relative: measured 0 for the MLPs (the same kernels) and up to 4e-6 with spectral
+# normalisation (fused power iteration); 1e-4 leaves room for other CPUs and is far below seed noise.
+RTOL, ATOL = 1e-4, 1e-6
+# train/clip_fraction counts weights within 1% of the bound: a float-noise difference moves a weight across
+# that line (measured: 1 of 720 on the tiny DCGAN critic). Up to 1% of the weights may differ.
+COUNT_ATOL = {"train/clip_fraction": 0.01}
+
+
+def assert_close_to_eager(a: pd.DataFrame, eager: pd.DataFrame) -> None:
+    cont = [c for c in a.columns if c not in COUNT_ATOL]
+    pd.testing.assert_frame_equal(a[cont], eager[cont], rtol=RTOL, atol=ATOL)
+    for c in set(COUNT_ATOL) & set(a.columns):
+        assert (a[c] - eager[c]).abs().max() <= COUNT_ATOL[c], c
+
+
+def train_frame(path) -> pd.DataFrame:
+    df = pd.read_csv(path / "metrics.csv")
+    return df[[c for c in df.columns if c.startswith("train/")]]
+
+
+def kill_at(monkeypatch, step: int):
+    from lightning_modules.adversarial import AdversarialModule
+    real_end = AdversarialModule.on_train_batch_end
+
+    def stop(self, *args):
+        real_end(self, *args)
+        if self.gen_iter == step:
+            raise RuntimeError("killed")
+    monkeypatch.setattr(AdversarialModule, "on_train_batch_end", stop)
+    return lambda: monkeypatch.setattr(AdversarialModule, "on_train_batch_end", real_end)
+
+
+def straight_and_resumed(cfg, tmp_path, monkeypatch, tag: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """(result, metrics of 20 iterations straight, metrics when killed at 15 and resumed from 10)."""
+    ctx = WorkerContext(evaluate=False)
+    res = run_trial(cfg, tmp_path / f"{tag}_a", ctx=ctx)
+    restore = kill_at(monkeypatch, 15)
+    run_trial(cfg, tmp_path / f"{tag}_b", ctx=ctx)
+    restore()
+    assert run_trial(cfg, tmp_path / f"{tag}_b", ctx=ctx)["resumed_from"] == 10
+    return res, train_frame(tmp_path / f"{tag}_a"), train_frame(tmp_path / f"{tag}_b")
+
+
+def test_resolve_and_the_config_switch(tiny):
+    assert updates.resolve("off", "cuda") == "eager" and updates.resolve("on", "cpu") == "inductor"
+    assert updates.resolve("on", "cuda") == "cuda_graph" and updates.resolve("on", "mps") == "eager"
+    assert updates.resolve("auto", "cpu") == updates.AUTO["cpu"] == "eager"  # measured: compile slower on CPU
+    on, off = (load_trial_config(tiny(train__compile=v)) for v in ("on", "off"))
+    assert on.trial_id() == off.trial_id()  # how a trial runs is not what it computes: same trial, resumable
+    assert on.resolved()["train"]["compile"] == "on"
+    assert load_trial_config(yaml.safe_load("train: {compile: on}")).train.compile == "on"  # YAML 1.1's on/off
+    with pytest.raises(Exception, match="train.compile"):
+        load_trial_config(tiny(train__compile=1))
+
+
+def test_a_sweep_cannot_vary_how_trials_run(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"base": {"loss": "gan"}, "grid": {"train.compile": ["on", "off"]}}))
+    proc = subprocess.run([sys.executable, "-m", "study.sweep", str(spec), "--dry-run"], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "grid.train.compile" in line and "cannot be an axis" in line and "--set base.train.compile" in line
+
+
+# every arm, and the class-conditional variant (labels as inputs, a critic with two heads) on a conv net
+ARMS = {loss: {"loss": loss} for loss in LOSSES} | {"ac_wgan_dcgan": dict(
+    loss="wgan", conditional=True, backbone="dcgan", data__name="mnist5k", data__image_size=16, model__nz=8,
+    model__width=4)}
+
+
+@pytest.mark.parametrize("arm", ARMS)
+def test_compiled_updates_match_eager_and_resume_exactly(tiny, tmp_path, monkeypatch, arm):
+    monkeypatch.setattr(updates, "INDUCTOR_BACKEND", "aot_eager")
+    eager = run_trial(load_trial_config(tiny(**ARMS[arm], train__compile="off")), tmp_path / "eager",
+                      ctx=WorkerContext(evaluate=False))
+    res, a, b = straight_and_resumed(load_trial_config(tiny(**ARMS[arm], train__compile="on")), tmp_path,
+                                     monkeypatch, "compiled")
+    assert eager["compile"] == "eager" and res["compile"] == "inductor"
+    assert_close_to_eager(a, train_frame(tmp_path / "eager"))
+    pd.testing.assert_frame_equal(a, b)  # exact resume
+
+
+@pytest.mark.slow
+def test_inductor_matches_eager_on_a_conv_critic(tiny, tmp_path, monkeypatch):
+    """The real backend, on the DCGAN (convolutions, batch norm) and the MLP: code generation takes minutes."""
+    for loss, backbone in (("wgan", "dcgan"), ("gan", "mlp")):
+        over = dict(loss=loss, backbone=backbone, train__gen_iters=20)
+        if backbone == "dcgan":
+            over.update(data__name="mnist5k", data__image_size=16, model__nz=8, model__width=4)
+        eager = tmp_path / f"{loss}_eager"
+        run_trial(load_trial_config(tiny(**over, train__compile="off")), eager, ctx=WorkerContext(evaluate=False))
+        res, a, b = straight_and_resumed(load_trial_config(tiny(**over, train__compile="on")), tmp_path,
+                                         monkeypatch, loss)
+        assert res["compile"] == "inductor"
+        assert_close_to_eager(a, train_frame(eager))
+        pd.testing.assert_frame_equal(a, b)
+
+
+class CpuGraph(updates.Graph):
+    """updates.Graph's bookkeeping on CPU: warm-up calls run the update; 'capture' keeps the function and the
+    static arguments, and each 'replay' runs it on them, writing into the same output tensors (a CUDA graph
+    replays its kernels on the captured buffers). What it checks: inputs reach the static buffers on every
+    call, nothing inside an update depends on a Python value that changes between calls, outputs are read
+    before they are overwritten, and state restored from a checkpoint is what the replays update."""
+
+    def _warmup(self, inputs):
+        return self.fn(*inputs)
+
+    def _capture(self, static_args):
+        self.static_out = {}
+        graph = self
+
+        class Replay:
+            def replay(self):
+                out = graph.fn(*static_args)
+                for k, v in out.items():
+                    graph.static_out.setdefault(k, torch.empty_like(v)).copy_(v)
+        return Replay()
+
+
+class StaleInputs(CpuGraph):
+    """A broken runner that never refreshes its static inputs: the test must tell it apart."""
+
+    def __call__(self, *inputs):
+        if self.graph is not None:
+            self.graph.replay()
+            return self.static_out
+        return super().__call__(*inputs)
+
+
+@pytest.mark.parametrize("loss", ["wgan", "wgan_gp"])
+def test_graph_replay_bookkeeping_gives_eager_losses_and_resumes_exactly(tiny, tmp_path, monkeypatch, loss):
+    """wgan: clamping inside the update; wgan_gp: a random draw (the penalty's interpolation weights) as an input."""
+    monkeypatch.setitem(updates.ON, "cpu", "cuda_graph")
+    monkeypatch.setattr(updates, "make_capturable", lambda opt: None)  # capturable optimizers need CUDA
+    eager = run_trial(load_trial_config(tiny(loss=loss, train__compile="off")), tmp_path / "eager",
+                      ctx=WorkerContext(evaluate=False))
+    monkeypatch.setattr(updates, "Graph", CpuGraph)
+    cfg = load_trial_config(tiny(loss=loss, train__compile="on"))
+    res, a, b = straight_and_resumed(cfg, tmp_path, monkeypatch, "graph")
+    assert res["compile"] == "cuda_graph" and eager["compile"] == "eager"
+    pd.testing.assert_frame_equal(a, train_frame(tmp_path / "eager"))  # CPU kernels either way: bit for bit
+    pd.testing.assert_frame_equal(a, b)
+    monkeypatch.setattr(updates, "Graph", StaleInputs)
+    run_trial(cfg, tmp_path / "stale", ctx=WorkerContext(evaluate=False))
+    stale = train_frame(tmp_path / "stale")
+    assert not stale["train/d_real"].equals(a["train/d_real"])  # the check above would catch stale buffers
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("loss", ["wgan", "wgan_gp"])
+def test_cuda_graphs_match_eager_and_resume_exactly(tiny, tmp_path, monkeypatch, loss):
+    over = dict(loss=loss, backbone="dcgan", data__name="mnist5k", data__image_size=16, model__nz=8, model__width=4)
+
+    def run(compile_, where):
+        return run_trial(load_trial_config(tiny(**over, train__compile=compile_)), tmp_path / where, device="cuda",
+                         ctx=WorkerContext(evaluate=False))
+    run("off", "eager")
+    ctx = WorkerContext(evaluate=False)
+    cfg = load_trial_config(tiny(**over, train__compile="on"))
+    assert run_trial(cfg, tmp_path / "a", device="cuda", ctx=ctx)["compile"] == "cuda_graph"
+    restore = kill_at(monkeypatch, 15)
+    run_trial(cfg, tmp_path / "b", device="cuda", ctx=ctx)
+    restore()
+    run_trial(cfg, tmp_path / "b", device="cuda", ctx=ctx)
+    a, b = train_frame(tmp_path / "a"), train_frame(tmp_path / "b")
+    pd.testing.assert_frame_equal(a, train_frame(tmp_path / "eager"), rtol=1e-3, atol=1e-5)
+    pd.testing.assert_frame_equal(a, b, rtol=1e-5, atol=1e-7)
