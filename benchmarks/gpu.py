@@ -71,7 +71,7 @@ class UtilSampler:
 
 
 def concurrent(k: int, case: str, loss: str, iters: int, threads: int, device: str = "cuda:0",
-               compile_: str = "off") -> dict:
+               compile_: str = "off", timeout: float | None = None) -> dict:
     """k processes, each training the same trial on the one GPU, started together once every one has
     its CUDA context and data; aggregate generator iterations per second = sum over processes of
     1 / (its steady-state seconds per iteration)."""
@@ -92,7 +92,11 @@ def concurrent(k: int, case: str, loss: str, iters: int, threads: int, device: s
             except BrokenPipeError:  # it died before 'ready': its output says why
                 pass
         for p in procs:
-            so, _ = p.communicate()
+            try:
+                so, _ = p.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                so = p.communicate()[0] + f"\ntimed out after {timeout} s"
             try:
                 outs.append(json.loads(so.strip().splitlines()[-1]))
             except (IndexError, json.JSONDecodeError):

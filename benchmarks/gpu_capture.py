@@ -4,20 +4,28 @@ what it measured) and prints it last.
 
 Parts, in order (each skipped when too little of --budget is left; every figure is measured, projections are
 labelled as such):
+  preflight    the harness imports and loads its data there (else nothing else runs)
   cuda_tests   tests/test_compile.py's CUDA tests: captured losses vs eager, exact resume
   steps        benchmarks.compile_step on CUDA: ms per generator iteration eager vs captured, ring8 (mlp, batch
                256), quick_dcgan16, dcgan32, dcgan64; gan and wgan; capture cost; loss difference
   long_ring8   one ring8 WGAN trial at modes.yaml's size (MLP 4 x 512, batch 256, warm-up schedule on), captured,
                trained for up to --long-iters generator iterations or --long-s seconds; rate, and the wall
                time of 100,000 iterations (measured, or projected from the measured rate when cut short)
-  quick_sweep  sweeps/quick.yaml end to end at the default packing, captured and eager; GPU utilisation
+  quick_sweep  sweeps/quick.yaml end to end at the default packing, eager then captured; GPU utilisation
   packing      k concurrent captured quick_dcgan16 WGAN trials (k = --k): total generator iterations per second
   arch         sweeps/arch.yaml with every trial cut to --arch-iters generator iterations (captured, default
                packing); its wall time and a linear projection to the full 20,000 iterations
 
-    python -m benchmarks.gpu_capture --out $OUT/gpu_capture.json          # on the GPU machine (about 9 min)
+On the lent H200 (its image has torch and Lightning but not pydantic, mlxtend or torch-fidelity): download their
+wheels here into the ignored folder .whl (pydantic, pydantic_core, annotated-types, typing-inspection,
+typing_extensions, mlxtend, torch_fidelity; the versions of .venv, for Python 3.12; the device tool's README
+gives the pip download line), then run with carry [".whl"] and timeout_s 480:
+
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl && export PYTHONPATH=/tmp/site && python3 -m benchmarks.gpu_capture --out $OUT/gpu_capture.json
+
     python -m benchmarks.gpu_capture --dry-run --out /tmp/gpu_capture.json  # on CPU: every part, tiny, to test the script
-    python -m benchmarks.run --merge gpu_capture=$OUT/gpu_capture.json    # back here: into RESULTS.md
+    python -m benchmarks.run --merge gpu_capture=FILE                      # back here: into RESULTS.md
 """
 from __future__ import annotations
 
@@ -95,6 +103,17 @@ def _last_json(text: str) -> dict | None:
     return None
 
 
+def preflight(a) -> dict:
+    code = ("import torch, study.config, study.trial, torch_fidelity; from study.data import load_dataset; "
+            "from study.config import DataConfig; load_dataset(DataConfig(name='mnist5k')); "
+            "print(torch.__version__, torch.cuda.is_available())")
+    p = _run([sys.executable, "-c", code], a.limit)
+    if p is None or p.returncode != 0:
+        return {"error": "the harness does not load here: " + (
+            "timed out" if p is None else (p.stderr.strip().splitlines() or ["?"])[-1])}
+    return {"ok": True, "torch_cuda": p.stdout.strip()}
+
+
 def cuda_tests(a) -> dict:
     p = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_compile.py",
               "-k", "cuda" if not a.dry_run else "graph_replay"], a.limit)
@@ -106,10 +125,18 @@ def cuda_tests(a) -> dict:
 def steps(a) -> dict:
     args = ["--device", a.device, "--cases", a.cases, "--losses", "gan,wgan", "--iters", str(a.iters),
             "--skip", "8", "--repeats", str(a.repeats), "--threads", "2"]
-    p = _run([sys.executable, "-m", "benchmarks.compile_step", *args], a.limit)
-    if p is None:
-        return {"error": f"timed out after {a.limit:.0f} s"}
-    return _last_json(p.stdout) or {"error": (p.stderr.strip().splitlines() or ["no output"])[-1]}
+    try:
+        p = subprocess.run([sys.executable, "-m", "benchmarks.compile_step", *args], cwd=REPO, env=_env(),
+                           capture_output=True, text=True, timeout=a.limit)
+        done = _last_json(p.stdout)
+        if done is not None:
+            return done
+        stdout, why = p.stdout, (p.stderr.strip().splitlines() or ["no output"])[-1]
+    except subprocess.TimeoutExpired as e:  # keep the rows it finished
+        out = e.stdout or ""
+        stdout, why = out.decode() if isinstance(out, bytes) else out, f"timed out after {a.limit:.0f} s"
+    rows = [json.loads(line[4:]) for line in stdout.splitlines() if line.startswith("row {")]
+    return {"error": why, "results": rows, "device": a.device, "threads": 2} if rows else {"error": why}
 
 
 def long_ring8(a) -> dict:
@@ -157,13 +184,15 @@ def sweep(spec: str, sets: list[str], timeout: float) -> dict:
 
 def quick_sweep(a) -> dict:
     sets = ["base.train.gen_iters=20", "grid.seed=[0]", "base.eval.every=10"] if a.dry_run else []
+    # eager first: it also builds the cached evaluation statistics, which the captured run then finds ready
     return {mode: sweep("sweeps/quick.yaml", sets + [f"base.train.compile={mode}"], a.limit / 2)
-            for mode in ("on", "off")}
+            for mode in ("off", "on")}
 
 
 def packing(a) -> dict:
     threads = max(1, (os.cpu_count() or 1) // max(a.k))
-    rows = [concurrent(k, "quick_dcgan16", "wgan", a.iters * 4, threads, a.device, "on") for k in a.k]
+    rows = [concurrent(k, "quick_dcgan16", "wgan", a.iters * 4, threads, a.device, "on", a.limit / len(a.k))
+            for k in a.k]
     ok = [r for r in rows if "iters_per_s_total" in r]
     best = None
     if ok:  # the smallest k within 10% of the best total (benchmarks.gpu's rule)
@@ -187,21 +216,24 @@ def arch(a) -> dict:
     return out
 
 
-PARTS: dict[str, Callable] = {"cuda_tests": cuda_tests, "steps": steps, "long_ring8": long_ring8,
-                              "quick_sweep": quick_sweep, "packing": packing, "arch": arch}
+# name -> (part, the least time it needs to say anything, seconds)
+PARTS: dict[str, tuple[Callable, float]] = {
+    "preflight": (preflight, 10), "cuda_tests": (cuda_tests, 30), "steps": (steps, 60),
+    "long_ring8": (long_ring8, 45), "quick_sweep": (quick_sweep, 60), "packing": (packing, 40), "arch": (arch, 60)}
 
 
 def parse(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_capture", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, help="write the JSON here after every part")
     p.add_argument("--parts", default=",".join(PARTS))
-    p.add_argument("--budget", type=float, default=540, help="seconds for all parts together")
-    p.add_argument("--part-s", type=float, default=240, help="limit of one part's subprocess")
+    p.add_argument("--budget", type=float, default=400, help="seconds for all parts together (a lease is ~15 min, "
+                   "the machine's start included: leave room to run again)")
+    p.add_argument("--part-s", type=float, default=150, help="limit of one part's subprocess")
     p.add_argument("--cases", default="ring8,quick_dcgan16,dcgan32,dcgan64")
     p.add_argument("--iters", type=int, default=30)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--long-iters", type=int, default=LONG_TARGET)
-    p.add_argument("--long-s", type=float, default=75, help="stop the long ring8 trial after this many seconds")
+    p.add_argument("--long-s", type=float, default=50, help="stop the long ring8 trial after this many seconds")
     p.add_argument("--long-width", type=int, default=512)
     p.add_argument("--k", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 8])
     p.add_argument("--arch-iters", type=int, default=200)
@@ -224,15 +256,19 @@ def main(argv=None) -> dict:
             out["device"] = torch.cuda.get_device_name(0)
         t0 = time.perf_counter()
         for name in a.parts.split(","):
+            fn, least = PARTS[name]
             left = a.budget - (time.perf_counter() - t0)
-            if left < 30:
-                out["parts"][name] = {"skipped": f"budget spent ({a.budget} s)"}
+            if left < least:
+                out["parts"][name] = {"skipped": f"{left:.0f} s of the {a.budget} s budget left, needs {least}"}
+                continue
+            if "error" in out["parts"].get("preflight", {}):
+                out["parts"][name] = {"skipped": "preflight failed"}
                 continue
             a.limit = min(a.part_s, left)  # no part runs past the budget
             print(f"[gpu_capture] {name} ({left:.0f} s of the budget left)", file=sys.stderr, flush=True)
             t = time.perf_counter()
             try:
-                out["parts"][name] = PARTS[name](a) | {"part_s": round(time.perf_counter() - t, 1)}
+                out["parts"][name] = fn(a) | {"part_s": round(time.perf_counter() - t, 1)}
             except Exception as e:  # one part's failure must not lose the others
                 out["parts"][name] = {"error": f"{type(e).__name__}: {e}"}
             if a.out:

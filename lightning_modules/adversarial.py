@@ -1,10 +1,12 @@
-"""One adversarial training step, shared by the GAN and the WGAN.
+"""One adversarial training step for every algorithm (GAN, WGAN and its variants).
 
 A Lightning training step is one *generator iteration*: `critic_steps(gen_iter)` critic updates on
-fresh real batches, then one generator update. Subclasses differ only where the algorithm does:
-the loss, the critic schedule, what happens after a critic update (clipping), and the optimizer.
-Manual optimization throughout (Lightning's GAN template), so Lightning's `global_step` counts
-every optimizer step; the study's step axis is `gen_iter`, kept here and logged as `step`.
+fresh real batches, then one generator update. Algorithms differ only where their registration says
+(lightning_modules/algorithms.py): the loss, the critic schedule, the constraint, the optimizer.
+Manual optimization throughout (Lightning's GAN template). Each update is a function of tensors (every
+random draw made before it), so `train.compile` can run it compiled or graph-captured
+(lightning_modules/updates.py). The study's step axis is `gen_iter`, kept here and logged as `step`
+(Lightning's `global_step` counts optimizer steps only when they go through its wrapper, i.e. in eager mode).
 
 `cfg.conditional` (AC-GAN / AC-WGAN) changes no algorithm: the generator also takes labels, the
 critic also returns class logits, and class_weight x cross-entropy joins both players' losses.
@@ -153,9 +155,8 @@ class AdversarialModule(pl.LightningModule):
         d_opt, g_opt = self.optimizers(use_pl_optimizer=self.compile_mode == "eager")
         self._d_opt, self._g_opt = d_opt, g_opt
         self._backward = self.manual_backward if self.compile_mode == "eager" else torch.Tensor.backward
-        if self.compile_mode == "cuda_graph":
-            updates.make_capturable(d_opt)
-            updates.make_capturable(g_opt)
+        for opt in (d_opt, g_opt):  # a checkpoint brings back the flag it was written with: set it for this run
+            updates.set_capturable(opt, self.compile_mode == "cuda_graph")
         self._nets = ((updates.compiled(self.generator), updates.compiled(self.critic))
                       if self.compile_mode == "inductor" else (self.generator, self.critic))
         self._runners = (updates.runner(self.compile_mode, self.critic_update),

@@ -57,17 +57,24 @@ def flat(inputs: tuple) -> list[torch.Tensor]:
     return out
 
 
-def make_capturable(opt: torch.optim.Optimizer) -> None:
-    """Capturable optimizer: its step counters live on the device, so a replay advances them. A state restored
-    from a checkpoint written without capture (counters on the host) is moved there, as the optimizer's own
-    load_state_dict would for a capturable one."""
+def set_capturable(opt: torch.optim.Optimizer, on: bool) -> None:
+    """A capturable optimizer keeps its step counters on the device, so a replay advances them; a plain one keeps
+    them on the host. A restored state follows the flag it was saved with (a trial may resume in another mode, or
+    on another device): set the flag and move the counters, as the optimizer's load_state_dict would."""
     for group in opt.param_groups:
         if "capturable" in group:
-            group["capturable"] = True
+            group["capturable"] = on
         for p in group["params"]:
             state = opt.state.get(p, {})
-            if isinstance(state.get("step"), torch.Tensor) and state["step"].device != p.device:
-                state["step"] = state["step"].to(device=p.device, dtype=torch.float32)
+            step = state.get("step")
+            if isinstance(step, torch.Tensor):
+                where = p.device if on else torch.device("cpu")
+                if step.device != where:
+                    state["step"] = step.to(device=where, dtype=torch.float32)
+
+
+class CaptureError(RuntimeError):
+    """A CUDA graph could not be captured: the harness's problem, never the checkpoint's it resumed from."""
 
 
 class Eager:
@@ -120,8 +127,12 @@ class Graph:
         """Record one call on the static arguments (nothing runs); sets the static outputs."""
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self.static_out = self.fn(*static_args)
+        try:
+            with torch.cuda.graph(graph):
+                self.static_out = self.fn(*static_args)
+        except Exception as e:  # e.g. an operation that syncs with the host; train.compile: off avoids capture
+            raise CaptureError(f"CUDA graph capture failed ({type(e).__name__}: {e}); "
+                               "train.compile: off runs the updates eagerly") from e
         return graph
 
 

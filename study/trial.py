@@ -19,6 +19,7 @@ from pytorch_lightning.loggers import CSVLogger
 
 from lightning_modules import AdversarialModule, Diverged
 from lightning_modules.backbones import build, make_conditional
+from lightning_modules.updates import CaptureError
 from study.callbacks import CheckpointCallback, EvalCallback, ProgressCallback
 from study.config import TrialConfig
 from study.data import DATASETS, Dataset, RealSampler, load_dataset
@@ -253,7 +254,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
         oom = isinstance(e, (MemoryError, torch.OutOfMemoryError))
         result["error"] = ("out of memory: " if oom else "") + f"{type(e).__name__}: {e}".splitlines()[0]
         (trial_dir / "error.txt").write_text(traceback.format_exc())
-        if ckpt is not None and ckpt.exists() and module is not None and module.restoring and not oom:
+        if (ckpt is not None and ckpt.exists() and module is not None and module.restoring and not oom
+                and not isinstance(e, CaptureError)):
             # it failed while the checkpoint was being restored (e.g. another optimizer's state: KeyError
             # 'betas'): keep it out of the way, or every --retry-failed would load it and fail the same way.
             # Failures before (building the evaluator) or after (a step) leave a good checkpoint alone.
