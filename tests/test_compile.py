@@ -254,3 +254,44 @@ def test_gpu_figures_are_never_filled_in_without_a_gpu():
     assert "| 100,000 ring8 WGAN iterations <= 60 s | 75 | NOT met |" in md
     assert "| mean GPU utilisation in the quick sweep >= 60% | 61 | met |" in md
     assert "| arch.yaml <= 20 min (projected) | - | - |" in md
+
+
+class CountingGraph(CpuGraph):
+    calls: dict[str, list[str]] = {}
+
+    def __call__(self, *inputs):
+        kind = "warmup" if self.graph is None and self.calls < self.warmup else "replay"
+        CountingGraph.calls.setdefault(self.fn.__name__, []).append(kind)
+        return super().__call__(*inputs)
+
+
+def test_warm_up_schedule_replays_one_graph_and_nan_inputs_still_diverge(tiny, tmp_path, monkeypatch):
+    """The reference schedule (here 7 critic updates in each of the first 2 generator iterations, then 5) replays
+    the one captured critic update; a non-finite real batch after capture ends the trial as diverged."""
+    monkeypatch.setitem(updates.ON, "cpu", "cuda_graph")
+    set_capturable = updates.set_capturable
+    monkeypatch.setattr(updates, "set_capturable", lambda opt, on: set_capturable(opt, False))
+    over = dict(wgan__warmup=True, wgan__warmup_critic=7, wgan__warmup_iters=2, train__gen_iters=6)
+    run_trial(load_trial_config(tiny(**over, train__compile="off")), tmp_path / "eager", ctx=WorkerContext(evaluate=False))
+    monkeypatch.setattr(updates, "Graph", CountingGraph)
+    CountingGraph.calls = {}
+    res = run_trial(load_trial_config(tiny(**over, train__compile="on")), tmp_path / "graph",
+                    ctx=WorkerContext(evaluate=False))
+    critic = CountingGraph.calls["critic_update"]
+    assert res["critic_iters"] == len(critic) == 7 + 7 + 4 * 5
+    assert critic.count("warmup") == updates.GRAPH_WARMUP_CALLS and critic.count("replay") == len(critic) - 3
+    pd.testing.assert_frame_equal(train_frame(tmp_path / "graph"), train_frame(tmp_path / "eager"))
+
+    from study.data import RealSampler
+    draws = {"n": 0}
+    real_next = RealSampler.next
+
+    def poisoned(self):
+        draws["n"] += 1
+        x = real_next(self)
+        return x * float("nan") if draws["n"] > 20 else x  # after capture (call 4)
+    monkeypatch.setattr(RealSampler, "next", poisoned)
+    res = run_trial(load_trial_config(tiny(**over, train__compile="on")), tmp_path / "nan",
+                    ctx=WorkerContext(evaluate=False))
+    # draws 1-14: iterations 1-2, 15-19: iteration 3, 20-24: iteration 4 (from draw 21 on, NaN)
+    assert res["status"] == "diverged" and res["diverged_at"] == 4 and "non-finite" in res["error"]
