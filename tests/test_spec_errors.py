@@ -1,7 +1,6 @@
 """Every malformed input: exit code 2, one line on stderr naming file and key, nothing written."""
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
