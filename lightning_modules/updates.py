@@ -27,8 +27,8 @@ MODES = ("eager", "inductor", "cuda_graph")
 ON = {"cpu": "inductor", "cuda": "cuda_graph"}  # what `on` means per device type
 # What `auto` means per device type, and why. Only measured decisions belong here.
 AUTO = {
-    # benchmarks/compile_cpu.py: on this 2-core CPU torch.compile is slower per iteration for ring8 and the MLP
-    # (and costs tens of seconds to compile per trial)
+    # benchmarks/compile_step.py (RESULTS.md section 7): on a 2-core CPU torch.compile was slower per iteration in
+    # every case (ring8 and the MLP, GAN and WGAN: 0.81-0.95x), and compiling costs seconds per new shape
     "cpu": "eager",
     # the captured path has not yet run on a GPU here (benchmarks/gpu_capture.py measures it and checks its
     # losses against eager); until it has, a GPU trial runs what is known to work
