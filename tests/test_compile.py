@@ -2,7 +2,7 @@
 (lightning_modules/updates.py). Every mode gives the losses of eager (tolerance below) and resumes exactly.
 
 On CPU the compiled tests use torch.compile's `aot_eager` backend (dynamo + AOTAutograd, seconds) and one
-slow test uses inductor (minutes of code generation); the CUDA-graph bookkeeping runs on CPU with the
+slow test uses inductor (25 s of code generation with a cold cache); the CUDA-graph bookkeeping runs on CPU with the
 capture replaced by re-running the update on the static buffers (what a replay does), and for real on a GPU."""
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def test_compiled_updates_match_eager_and_resume_exactly(tiny, tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_inductor_matches_eager_on_a_conv_critic(tiny, tmp_path, monkeypatch):
-    """The real backend, on the DCGAN (convolutions, batch norm) and the MLP: code generation takes minutes."""
+    """The real backend, on the DCGAN (convolutions, batch norm) and the MLP: 25 s with a cold code cache."""
     for loss, backbone in (("wgan", "dcgan"), ("gan", "mlp")):
         over = dict(loss=loss, backbone=backbone, train__gen_iters=20)
         if backbone == "dcgan":
