@@ -87,6 +87,40 @@ def test_relabelling_seeds_and_reordering_trials_changes_nothing(dense, tmp_path
     assert verdicts(moved) == before
 
 
+def _add_extractor(root, every_trial: bool = True, a: float = 7.0, b: float = 3.0):
+    """A second FID extractor (Inception's key) reading every trial as domain FID x a + b: its own scale, floor,
+    ceiling and noise, the same ranking. Normalised quality and Spearman's rho are invariant to that."""
+    for k, d in enumerate(sorted(p for p in root.iterdir() if (p / "metrics.csv").exists())):
+        if not every_trial and k == 0:
+            continue  # one trial without it: the verdicts must not mix extractors
+        m = pd.read_csv(d / "metrics.csv")
+        m["eval/fid@inception"] = m["eval/fid@domain"] * a + b
+        m.to_csv(d / "metrics.csv", index=False)
+        if (d / "result.json").exists():
+            r = json.loads((d / "result.json").read_text())
+            if r["final"].get("eval/fid@domain") is not None:
+                r["final"]["eval/fid@inception"] = r["final"]["eval/fid@domain"] * a + b
+            info = r.setdefault("eval_info", {})
+            info.setdefault("real_floor", {})["eval/fid@inception"] = info["real_floor"]["eval/fid@domain"] * a + b
+            r.setdefault("noise", {}).setdefault("abs_diff", {})["eval/fid@inception"] = \
+                r["noise"]["abs_diff"]["eval/fid@domain"] * a
+            (d / "result.json").write_text(json.dumps(r))
+
+
+@pytest.mark.parametrize("every_trial", [True, False])
+def test_a_second_extractor_changes_no_verdict(dense, tmp_path, every_trial):
+    """With a second extractor on every trial the verdicts are decided on it (the registry's precedence); on only
+    some trials, on the first. Either way, an extractor that ranks the samples alike decides alike."""
+    before = verdicts(dense)
+    two = tmp_path / "two"
+    shutil.copytree(dense, two)
+    _add_extractor(two, every_trial)
+    from study.report.cells import primary_metric
+    decided_on = primary_metric(load_run(two).trials, "mnist5k")
+    assert decided_on == ("eval/fid@inception" if every_trial else "eval/fid@domain")
+    assert verdicts(two) == before
+
+
 def test_a_pair_where_both_work_and_the_gan_is_slightly_better_does_not_flip_claim1(tmp_path):
     root = tmp_path / "r"
     make_run(root, seeds=5)
