@@ -28,14 +28,8 @@ def load_average() -> float:
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
+    from study.provenance import cpu_model as model
+    return model() or platform.machine()
 
 def git_state() -> str:
     """Commit and whether the harness (anything outside benchmarks/) had uncommitted changes."""
@@ -303,6 +297,7 @@ def time_lightning(cfg, skip: int, n: int, device: str = "cpu", module_factory: 
     w = Window(skip, n)
     with tempfile.TemporaryDirectory(prefix="bench_trial_") as d:
         lightning_fit(cfg, module, Path(d), [window_callback(w, device.startswith("cuda"))], device)
+    w.mode = module.compile_mode  # how its updates ran (train.compile resolved)
     return w
 
 

@@ -25,25 +25,13 @@ import time  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks import common
-from benchmarks.common import (Window, emit, interleaved, lightning_fit, machine, make_cfg, median, paired_ratios,
-                               rnd, window_callback)
-
-
-def timed_run(cfg, skip: int, n: int, device: str) -> Window:
-    """Every iteration 1..skip+n timed (the first `skip` include compiling or capturing)."""
-    from pathlib import Path
-    module = common.fresh_module(cfg, device)
-    w = Window(0, skip + n)
-    with tempfile.TemporaryDirectory(prefix="bench_compile_") as d:
-        lightning_fit(cfg, module, Path(d), [window_callback(w, device.startswith("cuda"))], device)
-    w.mode = module.compile_mode
-    return w
+from benchmarks.common import emit, interleaved, machine, make_cfg, median, paired_ratios, rnd, time_lightning
 
 
 def measure(case: str, loss: str, args) -> dict:
     cfgs = {mode: make_cfg(case, loss, args.skip + args.iters + 1, warmup=args.warmup, train={"compile": mode})
             for mode in ("off", "on")}
-    runs = interleaved({m: (lambda m=m: timed_run(cfgs[m], args.skip, args.iters, args.device)) for m in cfgs},
+    runs = interleaved({m: (lambda m=m: time_lightning(cfgs[m], 0, args.skip + args.iters, args.device)) for m in cfgs},
                        args.repeats)
     steady = {m: [median(w.wall[args.skip:]) for w in ws] for m, ws in runs.items()}
     # one-off cost: the first `skip` iterations beyond what as many steady iterations take

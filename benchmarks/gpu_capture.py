@@ -44,6 +44,7 @@ import torch
 from benchmarks import common
 from benchmarks.common import REPO, machine, rnd
 from benchmarks.gpu import UtilSampler, concurrent
+from study.rundir import load_result, trial_dirs
 
 FULL_ARCH_ITERS = 20000   # sweeps/arch.yaml's base.train.gen_iters
 LONG_TARGET = 100_000     # the paper's scale for the toys
@@ -172,11 +173,8 @@ def sweep(spec: str, sets: list[str], timeout: float) -> dict:
                 rc, last = None, f"timed out after {timeout} s"
         wall = time.perf_counter() - t
         modes = {}
-        for res in Path(d).glob("*/result.json"):
-            try:
-                m = json.loads(res.read_text()).get("compile")
-            except ValueError:
-                m = "unreadable"
+        for t in trial_dirs(Path(d)):
+            m = (load_result(t)[0] or {}).get("compile", "no result")
             modes[m] = modes.get(m, 0) + 1
     return {"spec": spec, "sets": sets, "wall_s": rnd(wall), "rc": rc, "last_line": last, "compile_modes": modes,
             **util.summary()}

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from benchmarks.common import REPO, load_average
 from benchmarks.render import render
+from study.cli import ArgumentParser
 from study.cli import run as run_cli
-from study.config import UserError
+from study.errors import UserError
 from study.io import write_text
 
 HERE = Path(__file__).resolve().parent
@@ -70,11 +71,6 @@ def run_one(name: str, extra: list[str]) -> dict:
     return out
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse prints the whole usage)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def read_json_object(path: Path, prefix: str = "", last_line: bool = False) -> dict:
     """The JSON object in `path` (or its last line starting with '{'); one-line UserError otherwise."""
     try:
@@ -95,7 +91,7 @@ def read_json_object(path: Path, prefix: str = "", last_line: bool = False) -> d
 
 
 def parse(argv=None):
-    p = _Parser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     p.add_argument("--only", help=f"comma list of {', '.join(BENCHMARKS)}")
     p.add_argument("--wait-load", type=float, help="before each benchmark wait until the 1-minute load is below this")
     p.add_argument("--wait-max", type=float, default=1800, help="longest wait for a quiet machine, seconds")

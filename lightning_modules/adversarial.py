@@ -96,12 +96,13 @@ class AdversarialModule(pl.LightningModule):
             return None
         return torch.randint(self.num_classes, (n,), generator=self.noise_gen, device=self.noise_gen.device)
 
-    def generate(self, z: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
-        return self.generator(z) if y is None else self.generator(z, y)
+    @staticmethod
+    def generate(g_net: Any, z: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
+        return g_net(z) if y is None else g_net(z, y)
 
-    def score(self, x: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """(critic scores, class logits or None)."""
-        return self.critic(x) if self.conditional else (self.critic(x), None)
+    def score(self, d_net: Any, x: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(critic scores, class logits or None) by `d_net` (the critic, or its compiled forward)."""
+        return d_net(x) if self.conditional else (d_net(x), None)
 
     # -- the two updates, as functions of tensors (lightning_modules/updates.py runs them) ---------
     def critic_update(self, real: torch.Tensor, y_real: Optional[torch.Tensor], y_fake: Optional[torch.Tensor],
@@ -110,13 +111,13 @@ class AdversarialModule(pl.LightningModule):
         g_net, d_net = self._nets
         self.constraint.before_update(self.critic)  # the reference code clamps here, before the critic's loss
         with torch.no_grad():
-            fake = g_net(z) if y_fake is None else g_net(z, y_fake)
+            fake = self.generate(g_net, z, y_fake)
         # real and fake in separate passes, as the reference code: BN statistics per batch
-        (d_real, c_real), (d_fake, c_fake) = self._score(d_net, real), self._score(d_net, fake)
+        (d_real, c_real), (d_fake, c_fake) = self.score(d_net, real), self.score(d_net, fake)
         terms = self.loss_fn(d_real, d_fake)
         d_total = terms.d_loss
         # the penalty's double backward on the eager critic (a compiled forward has no double backward)
-        extra = self.constraint.penalty(lambda x: self.score(x)[0], real, fake, draws)
+        extra = self.constraint.penalty(lambda x: self.score(self.critic, x)[0], real, fake, draws)
         out = {"train/d_loss": terms.d_loss, "train/d_real": d_real.mean(), "train/d_fake": d_fake.mean()}
         if extra is not None:  # WGAN-GP: the penalty joins the critic's loss, not its estimate
             d_total = d_total + extra.pop("loss")
@@ -134,7 +135,7 @@ class AdversarialModule(pl.LightningModule):
 
     def generator_update(self, y: Optional[torch.Tensor], z: torch.Tensor) -> dict[str, torch.Tensor]:
         g_net, d_net = self._nets
-        d_gen, c_gen = self._score(d_net, g_net(z) if y is None else g_net(z, y))
+        d_gen, c_gen = self.score(d_net, self.generate(g_net, z, y))
         g_loss = self.loss_fn(d_gen.detach(), d_gen).g_loss  # g_loss depends on the fake scores only
         out, g_total = {"train/g_loss": g_loss}, g_loss
         if self.conditional:
@@ -144,9 +145,6 @@ class AdversarialModule(pl.LightningModule):
         self._backward(g_total)
         self._g_opt.step()
         return {k: v.detach() for k, v in out.items()}
-
-    def _score(self, d_net: Any, x: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        return d_net(x) if self.conditional else (d_net(x), None)
 
     def _prepare_updates(self) -> None:
         """The callers of both updates in the resolved `train.compile` mode (after any checkpoint restore: a
@@ -187,7 +185,7 @@ class AdversarialModule(pl.LightningModule):
         values = {**d_out, **g_out, self.estimate_key: self.spec.estimate(d_out["train/d_loss"]),
                   **self.constraint.metrics(self.critic)}
         ref = d_out["train/d_loss"]
-        stacked = torch.stack([v.detach().to(ref.device, ref.dtype) for v in values.values()])
+        stacked = torch.stack([v.to(ref.device, ref.dtype) for v in values.values()])
         self.row = dict(zip(values, stacked.cpu().tolist()))
         self.row["train/critic_iters"] = self.critic_iters
         if not all(map(math.isfinite, self.row.values())):
@@ -221,7 +219,7 @@ class AdversarialModule(pl.LightningModule):
         g = torch.Generator(device=self.device).manual_seed(self.cfg.seed + offset)
         zs = torch.randn(n, self.nz, generator=g, device=self.device).split(batch_size)
         ys = self.eval_labels(n).split(batch_size) if self.conditional else [None] * len(zs)
-        return torch.cat([self.generate(z, y) for z, y in zip(zs, ys)])
+        return torch.cat([self.generate(self.generator, z, y) for z, y in zip(zs, ys)])
 
     @torch.no_grad()
     def grid_samples(self) -> tuple[torch.Tensor, Optional[int]]:

@@ -23,7 +23,6 @@ import torch
 
 Tensors = dict[str, torch.Tensor]
 
-MODES = ("eager", "inductor", "cuda_graph")
 ON = {"cpu": "inductor", "cuda": "cuda_graph"}  # what `on` means per device type
 # What `auto` means per device type, and why. Only measured decisions belong here.
 AUTO = {
@@ -39,7 +38,7 @@ INDUCTOR_BACKEND = "inductor"  # torch.compile backend of the `inductor` mode (t
 
 
 def resolve(requested: str, device_type: str) -> str:
-    """`auto` / `on` / `off` (train.compile) on a device type -> one of MODES."""
+    """`auto` / `on` / `off` (train.compile) on a device type -> `eager`, `inductor` or `cuda_graph`."""
     if requested == "off":
         return "eager"
     table = ON if requested == "on" else AUTO
@@ -75,16 +74,6 @@ def set_capturable(opt: torch.optim.Optimizer, on: bool) -> None:
 
 class CaptureError(RuntimeError):
     """A CUDA graph could not be captured: the harness's problem, never the checkpoint's it resumed from."""
-
-
-class Eager:
-    """Calls the update as written."""
-
-    def __init__(self, fn: Callable[..., Tensors]):
-        self.fn = fn
-
-    def __call__(self, *inputs: Any) -> Tensors:
-        return self.fn(*inputs)
 
 
 class Graph:
@@ -145,7 +134,7 @@ def _swap(x: Any, clones: dict[int, torch.Tensor]) -> Any:
 
 def runner(mode: str, fn: Callable[..., Tensors]) -> Callable[..., Tensors]:
     """The caller for one update in `mode` (`inductor` compiles the networks, not the call: see module doc)."""
-    return Graph(fn) if mode == "cuda_graph" else Eager(fn)
+    return Graph(fn) if mode == "cuda_graph" else fn
 
 
 def compiled(net: torch.nn.Module) -> Callable:

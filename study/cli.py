@@ -8,6 +8,7 @@ run the same command again to resume.
 """
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import signal
@@ -15,6 +16,8 @@ import sys
 import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
+
+from study.errors import UserError
 
 OK, FAILED, BAD_INPUT, INTERNAL, INTERRUPTED = 0, 1, 2, 3, 130
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -73,14 +76,20 @@ def quiet_broken_pipe() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def run(prog: str, body: Callable[[], int], debug: bool = False, user_errors: tuple = ()) -> int:
-    """Run an entry point's body; turn every error into one line on stderr and an exit code.
-    `user_errors`: exception types whose str() is already the one line to show (besides UserError)."""
-    from study.config import UserError
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the entry points' convention: a bad argument is one line and exit 2 (argparse's own
+    error prints the whole usage)."""
+
+    def error(self, message: str):
+        self.exit(BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def run(prog: str, body: Callable[[], int], debug: bool = False) -> int:
+    """Run an entry point's body; turn every error into one line on stderr and an exit code."""
     try:
         with interrupts_raise():
             return body()
-    except (UserError, *user_errors) as e:
+    except UserError as e:
         print(str(e), file=sys.stderr)
         return BAD_INPUT
     except Interrupted as e:

@@ -186,8 +186,9 @@ class _TrialBase(_Strict):
         d = self.resolved()
         if not self.conditional:  # ids of unconditional trials predate these keys: keep them stable
             d.pop("conditional"), d.pop("class_weight")
-        if self.loss == "wgan" and d["wgan"].get("clip_order") == "after":
-            d["wgan"].pop("clip_order")  # every trial before the switch clipped after: same runs, same ids
+        for key, value in LEGACY.get(self.loss, {}).items():  # runs from before a key existed keep their ids
+            if d[self.loss].get(key) == value:
+                d[self.loss].pop(key)
         for key in EXECUTION_KEYS:  # how a trial runs, never what it computes: changing one resumes the same trial
             section, _, name = key.partition(".")
             d[section].pop(name) if name else d.pop(section)

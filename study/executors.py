@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from study.cli import STOP_SIGNALS
-from study.config import UserError
+from study.errors import UserError
 
 Event = tuple  # (kind, trial_id, *payload)
 

@@ -12,6 +12,8 @@ from typing import Any, Iterator
 
 import yaml
 
+from study.errors import UserError
+
 
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
@@ -44,7 +46,6 @@ def ensure_dir(path: Path | str, what: str, todo: str = "choose another director
     """Create directory `path` and check that a file can be written there; one-line UserError otherwise,
     naming it as `what` (e.g. '--out') and saying `todo`. Parents created here are removed again when it
     fails, so a refused directory leaves nothing behind (no empty ./runs)."""
-    from study.config import UserError
     path = Path(path)
     for p in [path, *path.parents]:
         if p.exists() and not p.is_dir():

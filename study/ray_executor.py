@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from study.config import UserError
+from study.errors import UserError
 from study.executors import Event, WorkerFailure, auto_trials_per_device
 
 RAY_ATTEMPTS = 3        # runs of one trial that may lose their worker before it is recorded as failed

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import yaml
 
+from study.errors import UserError
 from study.io import atomic_path, write_json, write_yaml
 from study.spec import varied_value
 
@@ -35,8 +36,8 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 2,000 config
 class Lock:
     """One sweep per output directory: a second one refuses instead of interleaving results."""
 
-    def __init__(self, out: Path, busy: type[Exception] = RuntimeError):
-        self.path, self.busy = Path(out) / LOCK, busy
+    def __init__(self, out: Path):
+        self.path = Path(out) / LOCK
 
     def __enter__(self):
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -45,7 +46,7 @@ class Lock:
         except BlockingIOError:
             holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(self.fd)
-            raise self.busy(f"{self.path.parent}: another sweep (pid {holder}) is running on this directory; "
+            raise UserError(f"{self.path.parent}: another sweep (pid {holder}) is running on this directory; "
                             "wait for it or choose another --out") from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
@@ -113,15 +114,14 @@ def axes_of(run_dir: Path) -> list[str]:
     return [str(k) for block in ("grid", "zip") if isinstance(spec.get(block), dict) for k in spec[block]]
 
 
-def is_trial_dir(d: Path) -> bool:
-    return d.is_dir() and not d.name.startswith(".") and ((d / CONFIG).exists() or (d / RESULT).exists())
+def is_trial_dir(d: Path, files: tuple[str, ...] = (CONFIG, RESULT)) -> bool:
+    return d.is_dir() and not d.name.startswith(".") and any((d / f).exists() for f in files)
 
 
 def trial_dirs(run_dir: Path, any_file: bool = False) -> list[Path]:
     """The trial directories of a run, in name order (`any_file`: also those with only metrics.csv)."""
     files = TRIAL_FILES if any_file else (CONFIG, RESULT)
-    return [d for d in sorted(Path(run_dir).iterdir())
-            if d.is_dir() and not d.name.startswith(".") and any((d / f).exists() for f in files)]
+    return [d for d in sorted(Path(run_dir).iterdir()) if is_trial_dir(d, files)]
 
 
 def read_config(trial_dir: Path, result: Optional[dict] = None) -> tuple[Optional[dict], Optional[str]]:
@@ -167,9 +167,8 @@ def write_result(trial_dir: Path, result: dict) -> None:
 def trial_row(tdir: Path, axes: list[str]) -> dict:
     """One trial's row; status `incomplete` until a readable result.json exists."""
     res, problem = load_result(tdir)
-    cfg, cfg_problem = read_yaml(tdir / CONFIG)
-    if not isinstance(cfg, dict):  # e.g. damaged: the result keeps a copy of the config
-        cfg = (res or {}).get("config") if isinstance((res or {}).get("config"), dict) else {}
+    cfg, cfg_problem = read_config(tdir, res)  # e.g. damaged: the result keeps a copy of the config
+    cfg = cfg or {}
     row: dict[str, Any] = {"trial_id": tdir.name}
     row |= {k: varied_value(get_dotted(cfg, k)) for k in axes}
     res = res or {"status": "incomplete", "error": problem}

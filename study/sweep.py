@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Optional
 
 from study.cli import FAILED, INTERRUPTED, OK, Interrupted
+from study.cli import ArgumentParser
 from study.cli import run as run_cli
-from study.config import UserError
+from study.errors import UserError
 from study.io import ensure_dir, write_yaml
 from study.spec import Trial, load_spec, varied_value
 
@@ -26,13 +27,8 @@ DISPLAY_INTERVAL_S = 10.0  # progress lines when stderr is not a terminal
 RESULTS_INTERVAL_S = 2.0   # results.csv is rewritten at most this often while trials finish (and at the end)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse prints the whole usage)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
-    p = _Parser(prog="python -m study.sweep", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m study.sweep", description=__doc__.split("\n")[0])
     p.add_argument("spec", type=Path, help="sweep YAML (see sweeps/)")
     p.add_argument("--out", type=Path, help="output directory (default runs/<name>)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="dotted.key=yaml_value",
@@ -137,8 +133,8 @@ def todo(trials: list[Trial], out: Path, retry_failed: bool) -> tuple[list[Trial
 
 def keep_spec(out: Path, doc: dict) -> None:
     """sweep.yaml is the spec as run; a different (or unreadable) earlier one is kept under a dated name."""
-    from study.rundir import read_yaml
-    path = out / "sweep.yaml"
+    from study.rundir import SPEC, read_yaml
+    path = out / SPEC
     if path.exists():
         old, problem = read_yaml(path)
         if old != doc:
@@ -165,7 +161,7 @@ def preflight(args: argparse.Namespace, trials: list[Trial], out: Path) -> None:
     check_devices(args.devices, torch.cuda.device_count())
     from study.eval.evaluator import default_cache_dir
     if args.cache_dir:
-        ensure_dir(Path(args.cache_dir).expanduser(), "--cache-dir")
+        ensure_dir(Path(args.cache_dir), "--cache-dir")
     else:
         ensure_dir(default_cache_dir(), "cache directory ($WGAN_STUDY_CACHE or ~/.cache/wgan-study)",
                    "choose one with --cache-dir")
@@ -188,6 +184,8 @@ def sweep(args: argparse.Namespace) -> int:
     for flag in ("workers", "trials_per_device"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')}: must be at least 1 (got {getattr(args, flag)})")
+    if args.cache_dir:  # one path for the checks, the local workers and Ray's (which may run elsewhere)
+        args.cache_dir = str(Path(args.cache_dir).expanduser().resolve())
     doc, trials = load_spec(args.spec, args.sets)
     name = doc["name"]
     out = args.out or Path("runs") / name
@@ -198,7 +196,7 @@ def sweep(args: argparse.Namespace) -> int:
     import torch
     from study.executors import WorkerFailure, plan_slots, run_local
     from study.rundir import Lock, ResultsTable, write_result
-    with Lock(out, UserError):
+    with Lock(out):
         keep_spec(out, doc)
         run, skipped, damaged = todo(trials, out, args.retry_failed)
         table = ResultsTable(out, min_interval_s=RESULTS_INTERVAL_S)
@@ -223,8 +221,7 @@ def sweep(args: argparse.Namespace) -> int:
 
         if args.executor == "ray":
             from study.ray_executor import run_ray
-            cache = str(Path(args.cache_dir).expanduser().resolve()) if args.cache_dir else None
-            events = run_ray(tasks, out, cache, args.workers, args.trials_per_device,
+            events = run_ray(tasks, out, args.cache_dir, args.workers, args.trials_per_device,
                              len(slots) * slots[0].threads, worker_died)
         else:
             events = run_local(tasks, slots, args.cache_dir, worker_died)

@@ -240,7 +240,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
             progress(resume_step)
             extra.append(ProgressCallback(progress))
         trainer, evaluator_cb = make_trainer(cfg, trial_dir, data, ctx.evaluator(cfg, device), device, extra, kept,
-                                             show_progress_bar, resume_step if ckpt else 0)
+                                             show_progress_bar, resume_step)
         trainer.fit(module, train_dataloaders=GenIterations(cfg.train.gen_iters),
                     ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
         result["status"] = "completed"
@@ -266,9 +266,10 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
             module.logger.save()
         result.update(gen_iters=module.gen_iter, critic_iters=module.critic_iters)
         result["compile"] = module.compile_mode  # how the updates ran here (train.compile resolved); None: never stepped
-        if kept + module.history:
+        rows = kept + module.history
+        if rows:
             try:
-                result["final"], result["correlation"] = final_values(kept + module.history, module.estimate_key)
+                result["final"], result["correlation"] = final_values(rows, module.estimate_key)
             except Exception as e:  # a failed trial's partial metrics must not hide its real error
                 result["final_error"] = f"{type(e).__name__}: {e}"
     result["wall_s"] = round(time.perf_counter() - t0, 3)

@@ -45,3 +45,21 @@ def one_iteration():
         module._trainer = None
         return module
     return make
+
+
+@pytest.fixture
+def kill_at(monkeypatch):
+    """kill_at(step): trials run after this stop with an error right after generator iteration `step` (as a kill
+    would leave them: checkpoints and metrics up to there); returns the function that undoes it. (A
+    KeyboardInterrupt would make Lightning ignore SIGINT afterwards.)"""
+    from lightning_modules.adversarial import AdversarialModule
+    real_end = AdversarialModule.on_train_batch_end
+
+    def arm(step: int):
+        def stop(self, *args):
+            real_end(self, *args)
+            if self.gen_iter == step:
+                raise RuntimeError("killed")
+        monkeypatch.setattr(AdversarialModule, "on_train_batch_end", stop)
+        return lambda: monkeypatch.setattr(AdversarialModule, "on_train_batch_end", real_end)
+    return arm

@@ -89,21 +89,14 @@ def test_wgan_gp_critic_has_layer_norm_not_batch_norm(tiny, one_iteration):
 
 
 @pytest.mark.parametrize("loss", LOSSES)
-def test_every_arm_trains_and_resumes_exactly(tiny, tmp_path, monkeypatch, loss):
+def test_every_arm_trains_and_resumes_exactly(tiny, tmp_path, kill_at, loss):
     """20 iterations straight vs killed at 15 and resumed from the checkpoint at 10: identical losses."""
     cfg = load_trial_config(tiny(loss=loss))
     straight = run_trial(cfg, tmp_path / "a", ctx=WorkerContext(evaluate=False))
     assert straight["status"] == "completed" and straight["gen_iters"] == 20
-    from lightning_modules.adversarial import AdversarialModule
-    real_end = AdversarialModule.on_train_batch_end
-
-    def stop_at_15(self, *args):
-        real_end(self, *args)
-        if self.gen_iter == 15:
-            raise RuntimeError("killed")  # (a KeyboardInterrupt would make Lightning ignore SIGINT afterwards)
-    monkeypatch.setattr(AdversarialModule, "on_train_batch_end", stop_at_15)
+    restore = kill_at(15)
     assert run_trial(cfg, tmp_path / "b", ctx=WorkerContext(evaluate=False))["gen_iters"] == 15
-    monkeypatch.setattr(AdversarialModule, "on_train_batch_end", real_end)
+    restore()
     resumed = run_trial(cfg, tmp_path / "b", ctx=WorkerContext(evaluate=False))
     assert resumed["resumed_from"] == 10
     a, b = (pd.read_csv(tmp_path / d / "metrics.csv") for d in ("a", "b"))

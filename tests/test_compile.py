@@ -40,23 +40,21 @@ def train_frame(path) -> pd.DataFrame:
     return df[[c for c in df.columns if c.startswith("train/")]]
 
 
-def kill_at(monkeypatch, step: int):
-    from lightning_modules.adversarial import AdversarialModule
-    real_end = AdversarialModule.on_train_batch_end
-
-    def stop(self, *args):
-        real_end(self, *args)
-        if self.gen_iter == step:
-            raise RuntimeError("killed")
-    monkeypatch.setattr(AdversarialModule, "on_train_batch_end", stop)
-    return lambda: monkeypatch.setattr(AdversarialModule, "on_train_batch_end", real_end)
+def cpu_graphs(monkeypatch, graph=None) -> None:
+    """`train.compile: on` means CUDA graphs on CPU too, with `graph` (a stand-in for updates.Graph) if given;
+    optimizers stay plain (capturable ones need CUDA)."""
+    monkeypatch.setitem(updates.ON, "cpu", "cuda_graph")
+    set_capturable = updates.set_capturable
+    monkeypatch.setattr(updates, "set_capturable", lambda opt, on: set_capturable(opt, False))
+    if graph is not None:
+        monkeypatch.setattr(updates, "Graph", graph)
 
 
-def straight_and_resumed(cfg, tmp_path, monkeypatch, tag: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+def straight_and_resumed(cfg, tmp_path, kill_at, tag: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """(result, metrics of 20 iterations straight, metrics when killed at 15 and resumed from 10)."""
     ctx = WorkerContext(evaluate=False)
     res = run_trial(cfg, tmp_path / f"{tag}_a", ctx=ctx)
-    restore = kill_at(monkeypatch, 15)
+    restore = kill_at(15)
     run_trial(cfg, tmp_path / f"{tag}_b", ctx=ctx)
     restore()
     assert run_trial(cfg, tmp_path / f"{tag}_b", ctx=ctx)["resumed_from"] == 10
@@ -92,19 +90,19 @@ ARMS = {loss: {"loss": loss} for loss in LOSSES} | {"ac_wgan_dcgan": dict(
 
 
 @pytest.mark.parametrize("arm", ARMS)
-def test_compiled_updates_match_eager_and_resume_exactly(tiny, tmp_path, monkeypatch, arm):
+def test_compiled_updates_match_eager_and_resume_exactly(tiny, tmp_path, monkeypatch, kill_at, arm):
     monkeypatch.setattr(updates, "INDUCTOR_BACKEND", "aot_eager")
     eager = run_trial(load_trial_config(tiny(**ARMS[arm], train__compile="off")), tmp_path / "eager",
                       ctx=WorkerContext(evaluate=False))
     res, a, b = straight_and_resumed(load_trial_config(tiny(**ARMS[arm], train__compile="on")), tmp_path,
-                                     monkeypatch, "compiled")
+                                     kill_at, "compiled")
     assert eager["compile"] == "eager" and res["compile"] == "inductor"
     assert_close_to_eager(a, train_frame(tmp_path / "eager"))
     pd.testing.assert_frame_equal(a, b)  # exact resume
 
 
 @pytest.mark.slow
-def test_inductor_matches_eager_on_a_conv_critic(tiny, tmp_path, monkeypatch):
+def test_inductor_matches_eager_on_a_conv_critic(tiny, tmp_path, kill_at):
     """The real backend, on the DCGAN (convolutions, batch norm) and the MLP: 25 s with a cold code cache."""
     for loss, backbone in (("wgan", "dcgan"), ("gan", "mlp")):
         over = dict(loss=loss, backbone=backbone, train__gen_iters=20)
@@ -113,7 +111,7 @@ def test_inductor_matches_eager_on_a_conv_critic(tiny, tmp_path, monkeypatch):
         eager = tmp_path / f"{loss}_eager"
         run_trial(load_trial_config(tiny(**over, train__compile="off")), eager, ctx=WorkerContext(evaluate=False))
         res, a, b = straight_and_resumed(load_trial_config(tiny(**over, train__compile="on")), tmp_path,
-                                         monkeypatch, loss)
+                                         kill_at, loss)
         assert res["compile"] == "inductor"
         assert_close_to_eager(a, train_frame(eager))
         pd.testing.assert_frame_equal(a, b)
@@ -159,16 +157,14 @@ class StaleInputs(CpuGraph):
 
 
 @pytest.mark.parametrize("loss", ["wgan", "wgan_gp"])
-def test_graph_replay_bookkeeping_gives_eager_losses_and_resumes_exactly(tiny, tmp_path, monkeypatch, loss):
+def test_graph_replay_bookkeeping_gives_eager_losses_and_resumes_exactly(tiny, tmp_path, monkeypatch, kill_at,
+                                                                         loss):
     """wgan: clamping inside the update; wgan_gp: a random draw (the penalty's interpolation weights) as an input."""
-    monkeypatch.setitem(updates.ON, "cpu", "cuda_graph")
-    set_capturable = updates.set_capturable
-    monkeypatch.setattr(updates, "set_capturable", lambda opt, on: set_capturable(opt, False))  # needs CUDA
+    cpu_graphs(monkeypatch, CpuGraph)
     eager = run_trial(load_trial_config(tiny(loss=loss, train__compile="off")), tmp_path / "eager",
                       ctx=WorkerContext(evaluate=False))
-    monkeypatch.setattr(updates, "Graph", CpuGraph)
     cfg = load_trial_config(tiny(loss=loss, train__compile="on"))
-    res, a, b = straight_and_resumed(cfg, tmp_path, monkeypatch, "graph")
+    res, a, b = straight_and_resumed(cfg, tmp_path, kill_at, "graph")
     assert res["compile"] == "cuda_graph" and eager["compile"] == "eager"
     pd.testing.assert_frame_equal(a, train_frame(tmp_path / "eager"))  # CPU kernels either way: bit for bit
     pd.testing.assert_frame_equal(a, b)
@@ -180,7 +176,7 @@ def test_graph_replay_bookkeeping_gives_eager_losses_and_resumes_exactly(tiny, t
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("loss", ["wgan", "wgan_gp"])
-def test_cuda_graphs_match_eager_and_resume_exactly(tiny, tmp_path, monkeypatch, loss):
+def test_cuda_graphs_match_eager_and_resume_exactly(tiny, tmp_path, kill_at, loss):
     over = dict(loss=loss, backbone="dcgan", data__name="mnist5k", data__image_size=16, model__nz=8, model__width=4)
 
     def run(compile_, where):
@@ -190,7 +186,7 @@ def test_cuda_graphs_match_eager_and_resume_exactly(tiny, tmp_path, monkeypatch,
     ctx = WorkerContext(evaluate=False)
     cfg = load_trial_config(tiny(**over, train__compile="on"))
     assert run_trial(cfg, tmp_path / "a", device="cuda", ctx=ctx)["compile"] == "cuda_graph"
-    restore = kill_at(monkeypatch, 15)
+    restore = kill_at(15)
     run_trial(cfg, tmp_path / "b", device="cuda", ctx=ctx)
     restore()
     run_trial(cfg, tmp_path / "b", device="cuda", ctx=ctx)
@@ -214,19 +210,17 @@ def test_optimizer_state_follows_the_mode_it_resumes_in():
     assert opt.state[w]["step"].item() == 2 and opt.state[w]["step"].device.type == "cpu"
 
 
-def test_a_failed_capture_keeps_the_checkpoint_it_resumed_from(tiny, tmp_path, monkeypatch):
+def test_a_failed_capture_keeps_the_checkpoint_it_resumed_from(tiny, tmp_path, monkeypatch, kill_at):
     """Capture runs in the first iteration after a restore, when a failure would otherwise count against the
     checkpoint (study/trial.py sets such checkpoints aside): a capture failure is the harness's."""
     class Broken(CpuGraph):
         def _capture(self, static_args):
             raise updates.CaptureError("CUDA graph capture failed (test)")
     cfg = load_trial_config(tiny(train__compile="on"))
-    restore = kill_at(monkeypatch, 15)
-    run_trial(cfg, tmp_path / "t", ctx=WorkerContext(evaluate=False))   # eager on CPU: checkpoint at 10
+    cpu_graphs(monkeypatch, CpuGraph)
+    restore = kill_at(15)
+    run_trial(cfg, tmp_path / "t", ctx=WorkerContext(evaluate=False))   # killed at 15: a checkpoint at 10
     restore()
-    monkeypatch.setitem(updates.ON, "cpu", "cuda_graph")
-    set_capturable = updates.set_capturable
-    monkeypatch.setattr(updates, "set_capturable", lambda opt, on: set_capturable(opt, False))
     monkeypatch.setattr(updates, "Graph", Broken)
     res = run_trial(cfg, tmp_path / "t", ctx=WorkerContext(evaluate=False))
     assert res["status"] == "failed" and "capture failed" in res["error"]
@@ -268,12 +262,9 @@ class CountingGraph(CpuGraph):
 def test_warm_up_schedule_replays_one_graph_and_nan_inputs_still_diverge(tiny, tmp_path, monkeypatch):
     """The reference schedule (here 7 critic updates in each of the first 2 generator iterations, then 5) replays
     the one captured critic update; a non-finite real batch after capture ends the trial as diverged."""
-    monkeypatch.setitem(updates.ON, "cpu", "cuda_graph")
-    set_capturable = updates.set_capturable
-    monkeypatch.setattr(updates, "set_capturable", lambda opt, on: set_capturable(opt, False))
+    cpu_graphs(monkeypatch, CountingGraph)
     over = dict(wgan__warmup=True, wgan__warmup_critic=7, wgan__warmup_iters=2, train__gen_iters=6)
     run_trial(load_trial_config(tiny(**over, train__compile="off")), tmp_path / "eager", ctx=WorkerContext(evaluate=False))
-    monkeypatch.setattr(updates, "Graph", CountingGraph)
     CountingGraph.calls = {}
     res = run_trial(load_trial_config(tiny(**over, train__compile="on")), tmp_path / "graph",
                     ctx=WorkerContext(evaluate=False))

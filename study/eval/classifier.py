@@ -160,9 +160,10 @@ def get_classifier(data_cfg: DataConfig, cache_dir: Path, device: torch.device |
     """(classifier in eval mode on `device`, held-out accuracy). Loads the cached state_dict when
     present, otherwise trains on the base data set's training split (mnist5k for stacked_mnist5k)
     and caches it. `data`: the already-loaded Dataset, reused when it is the base set."""
-    if base_of(data_cfg.name) is None:
+    found = base_of(data_cfg.name)
+    if found is None:
         raise ValueError(f"no domain classifier for data '{data_cfg.name}' (unlabelled)")
-    base, channels = base_of(data_cfg.name)
+    base, channels = found
     path = cache_file(cache_dir, data_cfg.name, data_cfg.image_size, seed)
     with _file_lock(path):
         if path.exists():

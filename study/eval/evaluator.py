@@ -57,8 +57,8 @@ class Evaluator:
         self.keys: list[str] = []
         self.extractors: dict[str, tuple] = {}  # label -> (extractor, feature key, transform, batch, real stats)
         self.classifier, self.domain_extractor = None, None
-        self.knn: Optional[PixelKNN] = None
-        self.call_notes: list[str] = []  # notes about the last call's samples (see _call_note)  # the second, independent classifier for mode counts
+        self.knn: Optional[PixelKNN] = None  # the second, independent classifier for mode counts
+        self.call_notes: list[str] = []  # notes about the last call's samples (see _call_note)
         self._class_stats: Optional[dict[int, dict]] = None  # real per-class FID statistics, built on first use
         if data.kind == "points":
             self._init_toy()

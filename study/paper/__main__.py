@@ -13,18 +13,14 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from study.cli import ArgumentParser
 from study.cli import run as run_cli
-from study.config import UserError
+from study.errors import UserError
 from study.paper.plan import FIGURES, IMAGE_SWEEPS, SCALES
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
-    p = _Parser(prog="python -m study.paper", description=" ".join(__doc__.split("\n\n")[1].split()))
+    p = ArgumentParser(prog="python -m study.paper", description=" ".join(__doc__.split("\n\n")[1].split()))
     p.add_argument("--figure", nargs="+", metavar="N",
                    help=f"figures to build (default: all): {', '.join(FIGURES)} (4.2: Adam vs RMSProp)")
     p.add_argument("--scale", choices=SCALES, default="quick",

@@ -22,7 +22,7 @@ import seaborn as sns  # noqa: E402
 
 from study.io import atomic_path  # noqa: E402
 from study.metrics import QUALITY, label, quality_metric  # noqa: E402
-from study.rundir import CONFIG, get_dotted, grids, load_result, read_metrics, read_yaml  # noqa: E402
+from study.rundir import CONFIG, SPEC, get_dotted, grids, load_result, read_metrics, read_yaml  # noqa: E402
 
 DPI = 110
 MEDIAN_WINDOW = 101  # the paper (and the reference code's README) median-filter loss curves over 101 iterations
@@ -101,11 +101,11 @@ def read_trial(d: Path) -> Optional[TrialRun]:
 def current_ids(sweep_dir: Path) -> Optional[set[str]]:
     """Trial ids of the spec a sweep directory last ran (its sweep.yaml), or None when that cannot be told.
     A directory keeps the trials of earlier specs (e.g. before a plan changed); figures must not mix them in."""
-    if not (sweep_dir / "sweep.yaml").exists():
+    if not (sweep_dir / SPEC).exists():
         return None
     try:
         from study.spec import load_spec
-        return {t.id for t in load_spec(sweep_dir / "sweep.yaml")[1]}
+        return {t.id for t in load_spec(sweep_dir / SPEC)[1]}
     except Exception:  # a hand-made or older sweep.yaml: use every trial directory
         return None
 
@@ -117,7 +117,7 @@ def load_trials(run_dirs: Union[PathLike, Iterable[PathLike]]) -> list[TrialRun]
         run_dirs = [run_dirs]
     out: dict[str, TrialRun] = {}
     for rd in map(Path, run_dirs):
-        if (rd / "config.yaml").exists():
+        if (rd / CONFIG).exists():
             cands = [rd]
         else:
             ids = current_ids(rd)

@@ -6,13 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from study.cli import ArgumentParser
 from study.cli import run as run_cli
-from study.config import UserError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse prints the whole usage)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+from study.errors import UserError
 
 
 def report(args: argparse.Namespace) -> int:
@@ -26,7 +22,7 @@ def report(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = _Parser(prog="python -m study.report", description="Turn a sweep's run directory into a comparison report.")
+    ap = ArgumentParser(prog="python -m study.report", description="Turn a sweep's run directory into a comparison report.")
     ap.add_argument("run_dir", type=Path, help="the sweep's directory (runs/<sweep name>)")
     ap.add_argument("--out", type=Path, default=None,
                     help="output directory (default: reports/<sweep name>, name from sweep.yaml or RUN_DIR)")

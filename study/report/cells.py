@@ -109,6 +109,14 @@ def cells(trials: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(c, trials[trials["cell"] == c]) for c in dict.fromkeys(trials["cell"])]
 
 
+def as_float(x: Any) -> float:
+    """A number from a table or JSON value; nan for anything that is not one."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def ids(frame: pd.DataFrame) -> str:
     return " ".join(frame["trial_id"])
 
@@ -117,14 +125,12 @@ def summarize(values: Iterable[float]) -> dict[str, float]:
     """n, mean, std (ddof 1) and the Student-t 95% interval of the mean over the finite values
     (valid at the 3-5 seeds a sweep has, where a percentile bootstrap is just the range)."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    lo, hi = t_interval(v) if len(v) > 1 else (math.nan, math.nan)
+    lo, hi = t_interval(v)
     return {"n": len(v), "mean": float(v.mean()) if len(v) else math.nan,
             "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan, "ci_lo": lo, "ci_hi": hi}
 
 
-def diff_ci(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Welch interval of mean(a) - mean(b): two independent sets of seeds."""
-    return welch_interval(a, b, level)
+diff_ci = welch_interval  # mean(a) - mean(b) over two independent sets of seeds
 
 
 def quality_metrics(trials: pd.DataFrame, data: str) -> list[str]:
@@ -144,8 +150,7 @@ def primary_metric(trials: pd.DataFrame, data: str) -> str | None:
     return top
 
 
-def metric_label(key: str, n: float = math.nan) -> str:
-    return label(key, n)
+metric_label = label
 
 
 def fmt(x: float, digits: int = 3) -> str:

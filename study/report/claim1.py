@@ -12,17 +12,19 @@ from study.eval.stats import permutation_p
 from study.report.cells import (LABEL, VARIANTS, Verdict, cells, ci, counts, diff_ci, fmt, ids, metric_label,
                                 quality_metrics, summarize, variants_in)
 from study.report.evidence import CONV_TOL, COVERAGE, LATE, MIN_CONFIDENT_PER_MODE
-from study.report.outcomes import ALPHA, FAIL_Q, MIN_SEEDS, WORK_Q, cell_states, trial_evidence
+from study.report.outcomes import (ALPHA, FAIL_Q, MIN_SEEDS, OFTEN, RARE, WORK_Q, cell_states,
+                                   clean_seeds_needed, trial_evidence)
 
 RULE = [
     "Quality per trial is normalised between two anchors measured by the same evaluator: the real floor "
     "(the metric of N real samples) = 0 and the untrained generator (generator iteration 0) = 1. Deciding "
     "metric: Inception FID where every completed trial has it, else domain-feature FID, else (toys) exact W1.",
-    f"A cell (one loss on one backbone) **works** when none of its seeds diverged or collapsed and the one-sided "
-    f"Student-t upper bound of its mean normalised quality is below {WORK_Q} (it closed more than half the "
-    f"distance from untrained to real); it **fails** when at least half its seeds diverged or collapsed, or the "
-    f"lower bound is above {FAIL_Q} with every seed converged; else it is **undecided**. A decided cell needs "
-    f"≥ {MIN_SEEDS} finished seeds.",
+    f"A cell (one loss on one backbone) **works** when the one-sided Student-t upper bound of its mean normalised "
+    f"quality is below {WORK_Q} (it closed more than half the distance from untrained to real) and no seed failed "
+    f"(diverged, or collapsed once converged) in enough seeds to exclude a {OFTEN:.0%} failure rate "
+    f"({clean_seeds_needed(ALPHA)} at α = {ALPHA}); it **fails** when its failures reject a failure rate of "
+    f"{RARE:.0%} (binomial tail ≤ α), or the lower bound is above {FAIL_Q} with every seed converged; else it is "
+    f"**undecided**. A decided cell needs ≥ {MIN_SEEDS} finished seeds.",
     f"Collapse (images): fewer than {COVERAGE:.0%} of the classes covered by confident samples, by *both* the "
     f"domain CNN and an independent pixel kNN, each over ≥ {MIN_CONFIDENT_PER_MODE} confident samples per class; "
     "if they disagree, collapse is undecided and so is the cell. Toys: modes with high-quality samples (geometry, "

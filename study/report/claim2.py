@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from study.eval.stats import t_bound
+from study.eval.stats import loss_quality_correlation, t_bound
 from study.metrics import higher_better
 from study.report.cells import (ESTIMATE, LABEL, VARIANTS, variants_in, Verdict, cells, ci, fmt, ids, metric_label,
                                 primary_metric, summarize)
@@ -49,13 +49,13 @@ def _trial_rhos(run, t: pd.DataFrame) -> pd.DataFrame:
     stored it on another quality metric than the one this data set's verdicts use (one extractor per cell)."""
     t = t.copy()
     t["corr_quality"] = t["corr_quality"].astype(object)  # all-NaN (float) when no trial stored one
+    qs = {d: primary_metric(run.trials, d) for d in t["data"].unique()}
     for i, r in t.iterrows():
-        q = primary_metric(run.trials, r["data"])
+        q = qs[r["data"]]
         stored_ok = pd.notna(r.get("corr_spearman", math.nan)) and r.get("corr_quality") in (q, None)
         if stored_ok or r["trial_id"] not in run.metrics:  # recomputed when stored on another metric
             continue
         try:
-            from study.eval.stats import loss_quality_correlation
             c = loss_quality_correlation(run.metrics[r["trial_id"]], ESTIMATE[r["loss"]], q) if q else {}
         except Exception:  # no usable columns: the trial stays without a rho, and is counted as such
             c = {}
@@ -94,8 +94,7 @@ def cell_table(run) -> pd.DataFrame:
     for cell, t in cells(run.trials):
         first = t.iloc[0]
         done = _trial_rhos(run, t[t["status"] == "completed"])
-        quality = done["corr_quality"].dropna().mode()
-        quality = quality.iloc[0] if len(quality) else primary_metric(run.trials, first["data"])
+        quality = primary_metric(run.trials, first["data"])  # _trial_rhos put every counted rho on it
         ok = done[(done["corr_n"] >= MIN_POINTS) & np.isfinite(done["corr_spearman"].astype(float))]
         moved = [ev["moved"].get(tid) for tid in ok["trial_id"]]
         counted = ok[np.array([mv is True for mv in moved], dtype=bool)]

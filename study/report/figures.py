@@ -15,16 +15,11 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from study.data import DATASETS  # noqa: E402
 from study.report import claim3  # noqa: E402
 from study.report.cells import ESTIMATE, LABEL, LOSS_ORDER, metric_label, primary_metric, summarize  # noqa: E402
 
-try:  # TEMP guard until study/eval/stats.py lands
-    from study.eval.stats import median_filter  # noqa: E402
-except ImportError:  # pragma: no cover
-    from scipy.ndimage import median_filter as _mf
-
-    def median_filter(values, window=101):
-        return _mf(np.asarray(values, float), size=min(window, len(values)), mode="nearest")
+from study.eval.stats import median_filter  # noqa: E402
 
 DPI = 100
 MAX_POINTS = 1500  # per curve: enough to see the shape, small enough to draw fast and embed
@@ -282,7 +277,7 @@ def claim3_figures(run, m: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
         k = m[m["data"] == data]["n_modes"].iloc[0]
         if key.startswith("eval/modes") and k == k:
             ax.axhline(k, color="green", ls="--", lw=0.8, label=f"all {int(k)} modes")
-            if key != "eval/modes" or data in ("ring8", "grid25"):  # the counts the rule uses
+            if key != "eval/modes" or DATASETS.get(data).kind == "points":  # the counts the rule uses
                 ax.axhline(claim3.COVERAGE * k, color="firebrick", ls=":", lw=0.8, label="collapse threshold")
         better = "lower" if key == "eval/mode_kl" else "higher"
         ax.set_ylim(bottom=0)  # counts, KL and percentages: zero is the honest baseline

@@ -19,7 +19,7 @@ import yaml
 
 from lightning_modules import ALGORITHMS
 from study import rundir
-from study.report.cells import assign_cells, flatten, splitting_keys
+from study.report.cells import as_float, assign_cells, flatten, splitting_keys
 from study.config import with_legacy
 from study.rundir import REPORT_STATUSES, RESULT, Lock, load_result, read_config, read_metrics, trial_dirs
 
@@ -68,13 +68,6 @@ def parse_trial_id(tid: str) -> dict[str, Any]:
     return {"loss": m[1], "backbone": m[2].replace("-", "/"), "data": m[3], "seed": int(m[4])}
 
 
-def _num(x: Any) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], list[Path], Optional[dict]]:
     """(row, flattened config or None, metrics or None, grid PNGs, result.json or None) for one trial directory."""
     res, res_problem = load_result(d)
@@ -92,29 +85,29 @@ def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], l
             row[k] = res.get(k)
         row["compile"] = res.get("compile", "eager")  # results written before train.compile ran eager
         for k in ("gen_iters", "critic_iters", "wall_s", "eval_s"):
-            row[k] = _num(res.get(k))
+            row[k] = as_float(res.get(k))
         row["versions"] = json.dumps(res.get("versions") or {}, sort_keys=True)
         info = res.get("eval_info") or {}
-        row["num_samples"] = _num(info.get("num_samples"))
-        row["domain_classifier_acc"] = _num(info.get("domain_classifier_acc"))
+        row["num_samples"] = as_float(info.get("num_samples"))
+        row["domain_classifier_acc"] = as_float(info.get("domain_classifier_acc"))
         row["eval_notes"] = "; ".join(map(str, info.get("notes") or []))
         floor = info.get("real_floor") or {}
-        row["real_class_fid"] = _num(floor.get("eval/class_fid@domain"))
-        row["knn_acc"] = _num(info.get("knn_acc"))
+        row["real_class_fid"] = as_float(floor.get("eval/class_fid@domain"))
+        row["knn_acc"] = as_float(info.get("knn_acc"))
         for k, v in floor.items():  # the real-data anchor of every metric (report: normalised quality)
-            row[f"floor/{k}"] = _num(v)
+            row[f"floor/{k}"] = as_float(v)
         for k, v in ((res.get("noise") or {}).get("abs_diff") or {}).items():  # two evaluations of one generator
-            row[f"noise/{k}"] = _num(v)
+            row[f"noise/{k}"] = as_float(v)
         for k, v in (res.get("final") or {}).items():
-            row[k] = _num(v)
+            row[k] = as_float(v)
         corr = res.get("correlation") or {}
         row.update({"corr_estimate": corr.get("estimate"), "corr_quality": corr.get("quality"),
-                    "corr_n": _num(corr.get("n")), "corr_spearman": _num(corr.get("spearman")),
-                    "corr_pearson": _num(corr.get("pearson"))})
+                    "corr_n": as_float(corr.get("n")), "corr_spearman": as_float(corr.get("spearman")),
+                    "corr_pearson": as_float(corr.get("pearson"))})
         if res.get("final_error"):
             issues.append(f"final numbers: {res['final_error']}")
     if pd.isna(row.get("num_samples", math.nan)) and cfg:
-        row["num_samples"] = _num((cfg.get("eval") or {}).get("num_samples"))
+        row["num_samples"] = as_float((cfg.get("eval") or {}).get("num_samples"))
     grids = rundir.grids(d)
     row["n_grids"] = len(grids)
     row["issues"] = "; ".join(issues)

@@ -18,7 +18,7 @@ from scipy.stats import binom
 from study.eval.stats import t_bound
 from study.report import evidence as E
 from study.data import DATASETS
-from study.report.cells import N_MODES, primary_metric
+from study.report.cells import N_MODES, as_float, primary_metric
 
 ALPHA = 0.04     # error rate of each one-sided test (a cell on a threshold is decided with at most this
                  # probability; 0.04 leaves the simulated rates a margin under 5%); "some cell" clauses: α/m
@@ -36,11 +36,7 @@ MAX_SEEDS = 30   # the largest seed count a "what would decide it" estimate prop
 
 
 def _get(r: pd.Series, key: str) -> float:
-    v = r.get(key, math.nan)
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
+    return as_float(r.get(key, math.nan))
 
 
 def trial_evidence(run) -> pd.DataFrame:
@@ -53,9 +49,10 @@ def trial_evidence(run) -> pd.DataFrame:
 
 def _trial_evidence(run) -> pd.DataFrame:
     rows = []
+    keys = {d: primary_metric(run.trials, d) for d in run.trials["data"].unique()}  # one per data set
     for _, r in run.trials.iterrows():
         tid, data = r["trial_id"], r["data"]
-        key = primary_metric(run.trials, data)
+        key = keys[data]
         cfg = run.configs.get(tid, {})
         total = float(cfg.get("train.gen_iters", _get(r, "gen_iters")) or math.nan)
         n = _get(r, "num_samples")

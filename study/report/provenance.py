@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from study.report.cells import cells, fmt, ids, pm, summarize
+from study.report.cells import cells, fmt, ids, metric_label, pm, summarize
 
 EXTRA = (("isc", "Inception Score"), ("precision", "precision"), ("recall", "recall"))
 
@@ -63,11 +63,11 @@ def crosscheck_table(run) -> pd.DataFrame:
                 per.setdefault(metric, []).append({**v, "trial_id": res.get("trial_id", "")})
     rows = []
     for metric, vs in sorted(per.items()):
-        name, _, label = metric.partition("@")
+        name = metric.partition("@")[0]
         tol = RTOL.get(name, math.nan)
         worst = max(float(v.get("rel_diff") or 0.0) for v in vs)
         median = lambda key: fmt(float(pd.Series([v[key] for v in vs]).median()), 6)  # noqa: E731
-        rows.append({"metric": f"{name.upper()} ({label} features)", "n trials": len(vs),
+        rows.append({"metric": metric_label(f"eval/{metric}"), "n trials": len(vs),
                      "torch-fidelity, reported (median)": median("torch_fidelity"),
                      "torchmetrics (median)": median("torchmetrics"),
                      "largest relative difference": f"{worst:.1e}", "tolerance": f"{tol:.0e}",

@@ -17,10 +17,6 @@ PAPER = {"1": "Paper §4.3, Figs. 5–7: with a DCGAN generator both losses give
               "Mode coverage as in VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018)."}
 
 
-def _pct(x: float) -> str:
-    return f"{x:+.0%}" if x == x else "–"
-
-
 def _rate(x: float) -> str:
     return f"{x:.0%}" if x == x else "–"
 
@@ -91,7 +87,7 @@ def claim2_blocks(tabs: dict, v: list[Verdict], figs: list) -> list[tuple]:
     with_p = lambda r, p: f"{fmt(r, 2)} ({fmt(p, 2)})"
     cd = pd.DataFrame({
         "cell": _col(c, "cell"), "estimate": _map(c, metric_label, "estimate"),
-        "quality": _map(c, lambda k: metric_label(str(k)), "quality"),
+        "quality": _map(c, metric_label, "quality"),
         "seeds counted / with ρ / completed": _map(c, lambda k, n, m: f"{k}/{n}/{m}", "n_counted", "n_rho",
                                                    "n_completed"),
         "eval points": _map(c, fmt, "eval_points"),
