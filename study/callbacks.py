@@ -65,22 +65,30 @@ class EvalCallback(pl.Callback):
         self.seconds += time.perf_counter() - t0
 
 
+FINAL_CHECKPOINT = "final.ckpt"  # the state at the last iteration: what a longer trial continues from
+                                 # (study/adaptive.py); never resumed by the trial itself (not iter_*.ckpt)
+
+
 class CheckpointCallback(pl.Callback):
     """Every `every` generator iterations: flush metrics, then write a checkpoint atomically and
-    keep the newest `keep` (more than one, so a corrupt last one can fall back)."""
+    keep the newest `keep` (more than one, so a corrupt last one can fall back). At the last iteration,
+    FINAL_CHECKPOINT, so that the trial can be extended to more iterations exactly."""
 
     def __init__(self, directory: Path, every: int, keep: int):
         self.directory, self.every, self.keep = directory, every, keep
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *args: Any) -> None:
-        if module.gen_iter % self.every or module.gen_iter >= module.cfg.train.gen_iters:
+        last = module.gen_iter >= module.cfg.train.gen_iters
+        if module.gen_iter % self.every and not last:
             return
         module.flush_row()
         if trainer.logger is not None:
             trainer.logger.save()
-        path = self.directory / f"iter_{module.gen_iter:06d}.ckpt"
+        path = self.directory / (FINAL_CHECKPOINT if last else f"iter_{module.gen_iter:06d}.ckpt")
         with atomic_path(path) as tmp:
             trainer.save_checkpoint(tmp, weights_only=False)
+        if last:
+            return
         for old in sorted(self.directory.glob("iter_*.ckpt"))[:-self.keep]:
             old.unlink()
 

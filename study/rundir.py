@@ -24,6 +24,8 @@ from study.spec import varied_value
 SPEC, RESULTS_CSV, LOCK = "sweep.yaml", "results.csv", ".lock"
 CONFIG, RESULT, METRICS = "config.yaml", "result.json", "metrics.csv"
 SAMPLES, CHECKPOINTS, FINAL_SAMPLES = "samples", "checkpoints", "samples.npz"
+EXTENDED = "extended_to"        # in a finished trial continued by a longer one: the longer trial's id
+ADAPTIVE = "adaptive.json"      # an --until-decided run: its design and rounds (study/adaptive.py)
 TRIAL_FILES = (RESULT, CONFIG, METRICS)
 
 STATUSES = ("completed", "diverged", "failed")  # what a trial's result.json can say
@@ -156,6 +158,37 @@ def grids(trial_dir: Path) -> list[Path]:
     return sorted(d.glob("grid_*.png")) if d.is_dir() else []
 
 
+def extended_to(trial_dir: Path) -> Optional[str]:
+    """The id of the longer trial that continues this one (study/trial.extend), or None."""
+    try:
+        return (Path(trial_dir) / EXTENDED).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def mark_extended(trial_dir: Path, long_id: str) -> None:
+    with atomic_path(Path(trial_dir) / EXTENDED) as tmp:
+        Path(tmp).write_text(long_id + "\n")
+
+
+def read_adaptive(run_dir: Path) -> tuple[Optional[dict], Optional[str]]:
+    """(adaptive.json, None); (None, None) when the run is not adaptive; (None, what is wrong) when damaged."""
+    path = Path(run_dir) / ADAPTIVE
+    if not path.exists():
+        return None, None
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError) as e:
+        return None, f"{ADAPTIVE} unreadable ({type(e).__name__})"
+    if not isinstance(doc, dict) or not isinstance(doc.get("rounds"), list) or not isinstance(doc.get("design"), dict):
+        return None, f"{ADAPTIVE} is not an adaptive run's record (no design and rounds)"
+    return doc, None
+
+
+def write_adaptive(run_dir: Path, doc: dict) -> None:
+    write_json(Path(run_dir) / ADAPTIVE, doc)
+
+
 def write_config(trial_dir: Path, cfg: dict) -> None:
     write_yaml(Path(trial_dir) / CONFIG, cfg)
 
@@ -172,6 +205,8 @@ def trial_row(tdir: Path, axes: list[str]) -> dict:
     row: dict[str, Any] = {"trial_id": tdir.name}
     row |= {k: varied_value(get_dotted(cfg, k)) for k in axes}
     res = res or {"status": "incomplete", "error": problem}
+    if res.get("status") in DONE and extended_to(tdir):  # counted once: as the longer trial that continues it
+        res = {**res, "status": "extended", "error": f"continued by {extended_to(tdir)}"}
     row |= {k: res.get(k) for k in ("status", "gen_iters", "critic_iters", "wall_s", "eval_s", "device", "compile",
                                   "error")}
     if cfg_problem and (tdir / CONFIG).exists():

@@ -43,6 +43,16 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--report", action="store_true",
                    help="write the report (python -m study.report) afterwards: to OUT/report with --out, "
                         "else reports/<name>")
+    p.add_argument("--until-decided", action="store_true",
+                   help="run in rounds, giving more seeds or iterations to the cells an undecided claim still "
+                        "needs, until every claim is decided or a limit is hit (study/adaptive.py)")
+    p.add_argument("--max-seeds", type=int, default=None,
+                   help="with --until-decided: seeds a cell may reach, the design size every cell is tested at "
+                        "(default 10)")
+    p.add_argument("--max-hours", type=float, default=None, help="with --until-decided: stop starting rounds after this")
+    p.add_argument("--extensions", type=int, default=None,
+                   help="with --until-decided: times a backbone's training may be doubled (default 1; 0: seeds only, "
+                        "and the whole α for one budget)")
     p.add_argument("--cache-dir", help="feature/classifier cache (default $WGAN_STUDY_CACHE or ~/.cache/wgan-study)")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     return p.parse_args(argv)
@@ -181,82 +191,35 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def sweep(args: argparse.Namespace) -> int:
-    for flag in ("workers", "trials_per_device"):
+    for flag in ("workers", "trials_per_device", "max_seeds"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')}: must be at least 1 (got {getattr(args, flag)})")
+    if not args.until_decided and any(getattr(args, k) is not None for k in ("max_seeds", "max_hours", "extensions")):
+        raise UserError("--max-seeds, --max-hours and --extensions go with --until-decided")
+    if (args.extensions or 0) < 0 or (args.max_hours is not None and args.max_hours <= 0):
+        raise UserError("--extensions must be 0 or more and --max-hours more than 0")
     if args.cache_dir:  # one path for the checks, the local workers and Ray's (which may run elsewhere)
         args.cache_dir = str(Path(args.cache_dir).expanduser().resolve())
     doc, trials = load_spec(args.spec, args.sets)
     name = doc["name"]
     out = args.out or Path("runs") / name
     if args.dry_run:
+        if args.until_decided:
+            from study.adaptive import describe
+            print(describe(args))
         print(f"{len(trials)} trials -> {out}/\n{trial_table(trials)}")
         return OK
     preflight(args, trials, out)
-    import torch
-    from study.executors import WorkerFailure, plan_slots, run_local
-    from study.rundir import Lock, ResultsTable, write_result
+    from study.rundir import Lock
     with Lock(out):
         keep_spec(out, doc)
-        run, skipped, damaged = todo(trials, out, args.retry_failed)
-        table = ResultsTable(out, min_interval_s=RESULTS_INTERVAL_S)
-        table.write()
-        slots = plan_slots(args.devices, args.workers, args.trials_per_device, os.cpu_count() or 1,
-                           torch.cuda.device_count())
-        where = ("Ray" if args.executor == "ray" else
-                 f"{len(slots)} worker(s) ({slots[0].device}, {slots[0].threads} thread(s) each)")
-        print(f"[{name}] {len(trials)} trials, {skipped} already done, {len(run)} to run on {where} -> {out}/",
-              file=sys.stderr)
-        if damaged:
-            print(f"[{name}] {len(damaged)} damaged result.json set aside as result.json.damaged, run again: "
-                  f"{listed(damaged)}", file=sys.stderr)
-        progress = Progress(name, len(trials), skipped, {t.id: t.config.train.gen_iters for t in trials})
-        # longest first, so the last trial to finish is a short one (better packing on few workers)
-        run.sort(key=lambda t: t.config.train.gen_iters * (1 + t.config.spec.critic_updates(t.config.algo)),
-                 reverse=True)
-        tasks = [(t.id, t.config.model_dump(mode="json"), str(out / t.id)) for t in run]
-
-        def worker_died(trial_id: str, error: str) -> None:
-            write_result(out / trial_id, {"trial_id": trial_id, "status": "failed", "error": error})
-
-        if args.executor == "ray":
-            from study.ray_executor import run_ray
-            events = run_ray(tasks, out, args.cache_dir, args.workers, args.trials_per_device,
-                             len(slots) * slots[0].threads, worker_died)
+        if args.until_decided:
+            from study.adaptive import run_adaptive
+            counts = run_adaptive(args, name, trials, out)
         else:
-            events = run_local(tasks, slots, args.cache_dir, worker_died)
-        t0 = time.perf_counter()
-        try:
-            with closing(events):  # on any exception the executor stops its workers before we go on
-                for ev in events:
-                    if ev[0] == "ready":
-                        continue
-                    if ev[0] in ("info", "requeued"):  # the Ray executor's lines
-                        progress.say(f"{ev[1] + ': ' if ev[1] else ''}{ev[2]}")
-                    progress.update(ev)
-                    if ev[0] == "done":
-                        table.update(ev[1])
-                        table.write(force=False)
-        except WorkerFailure as e:  # e.g. the disk is full: what is finished is kept, the rest resumes later
-            raise UserError(f"[{name}] stopped: {e}") from None
-        except Interrupted as e:
-            if progress.tty:
-                sys.stderr.write("\n")
-            try:  # the workers are stopped now: a trial may have finished before its event was read
-                for t in run:
-                    table.update(t.id)
-                table.write()
-            except OSError:
-                pass  # results.csv is rebuilt from the trial directories on the next run
-            print(f"[{name}] interrupted ({e}): {progress.done} of {len(trials)} trials done, the running ones "
-                  "resume from their last checkpoint; run the same command again to resume", file=sys.stderr)
+            counts = execute(args, name, trials, out)
+        if counts is None:
             return INTERRUPTED
-        if progress.tty:
-            sys.stderr.write("\n")
-        table.write()
-        counts = Counter(table.rows[t.id]["status"] for t in trials if t.id in table.rows)
-        print(f"[{name}] {sum(counts.values())} trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-              + f" in {time.perf_counter() - t0:.0f} s -> {out}/results.csv", file=sys.stderr)
     if args.report:
         from study.report import ReportError, build_report
         try:  # beside the run directory it belongs to; runs/<name> keeps the default reports/<name>
@@ -264,6 +227,73 @@ def sweep(args: argparse.Namespace) -> int:
         except ReportError as e:
             raise UserError(f"report: {e}") from None
     return FAILED if counts.get("failed", 0) else OK
+
+
+def execute(args: argparse.Namespace, name: str, trials: list[Trial], out: Path) -> Optional[Counter]:
+    """Run the trials not yet done (the caller holds the lock); their status counts, or None if interrupted."""
+    import torch
+    from study.executors import WorkerFailure, plan_slots, run_local
+    from study.rundir import ResultsTable, write_result
+    run, skipped, damaged = todo(trials, out, args.retry_failed)
+    table = ResultsTable(out, min_interval_s=RESULTS_INTERVAL_S)
+    table.write()
+    slots = plan_slots(args.devices, args.workers, args.trials_per_device, os.cpu_count() or 1,
+                       torch.cuda.device_count())
+    where = ("Ray" if args.executor == "ray" else
+             f"{len(slots)} worker(s) ({slots[0].device}, {slots[0].threads} thread(s) each)")
+    print(f"[{name}] {len(trials)} trials, {skipped} already done, {len(run)} to run on {where} -> {out}/",
+          file=sys.stderr)
+    if damaged:
+        print(f"[{name}] {len(damaged)} damaged result.json set aside as result.json.damaged, run again: "
+              f"{listed(damaged)}", file=sys.stderr)
+    progress = Progress(name, len(trials), skipped, {t.id: t.config.train.gen_iters for t in trials})
+    # longest first, so the last trial to finish is a short one (better packing on few workers)
+    run.sort(key=lambda t: t.config.train.gen_iters * (1 + t.config.spec.critic_updates(t.config.algo)),
+             reverse=True)
+    tasks = [(t.id, t.config.model_dump(mode="json"), str(out / t.id)) for t in run]
+
+    def worker_died(trial_id: str, error: str) -> None:
+        write_result(out / trial_id, {"trial_id": trial_id, "status": "failed", "error": error})
+
+    if args.executor == "ray":
+        from study.ray_executor import run_ray
+        events = run_ray(tasks, out, args.cache_dir, args.workers, args.trials_per_device,
+                         len(slots) * slots[0].threads, worker_died)
+    else:
+        events = run_local(tasks, slots, args.cache_dir, worker_died)
+    t0 = time.perf_counter()
+    try:
+        with closing(events):  # on any exception the executor stops its workers before we go on
+            for ev in events:
+                if ev[0] == "ready":
+                    continue
+                if ev[0] in ("info", "requeued"):  # the Ray executor's lines
+                    progress.say(f"{ev[1] + ': ' if ev[1] else ''}{ev[2]}")
+                progress.update(ev)
+                if ev[0] == "done":
+                    table.update(ev[1])
+                    table.write(force=False)
+    except WorkerFailure as e:  # e.g. the disk is full: what is finished is kept, the rest resumes later
+        raise UserError(f"[{name}] stopped: {e}") from None
+    except Interrupted as e:
+        if progress.tty:
+            sys.stderr.write("\n")
+        try:  # the workers are stopped now: a trial may have finished before its event was read
+            for t in run:
+                table.update(t.id)
+            table.write()
+        except OSError:
+            pass  # results.csv is rebuilt from the trial directories on the next run
+        print(f"[{name}] interrupted ({e}): {progress.done} of {len(trials)} trials done, the running ones "
+              "resume from their last checkpoint; run the same command again to resume", file=sys.stderr)
+        return None
+    if progress.tty:
+        sys.stderr.write("\n")
+    table.write()
+    counts = Counter(table.rows[t.id]["status"] for t in trials if t.id in table.rows)
+    print(f"[{name}] {sum(counts.values())} trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+          + f" in {time.perf_counter() - t0:.0f} s -> {out}/results.csv", file=sys.stderr)
+    return counts
 
 
 if __name__ == "__main__":

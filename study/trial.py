@@ -24,6 +24,7 @@ from study.callbacks import CheckpointCallback, EvalCallback, ProgressCallback
 from study.config import TrialConfig
 from study.data import DATASETS, Dataset, RealSampler, load_dataset
 from study.metrics import quality_metric
+from study.io import atomic_path
 from study.rundir import CHECKPOINTS, METRICS, write_config, write_result
 
 log = logging.getLogger("wgan-study")
@@ -168,6 +169,40 @@ def _rows_up_to(metrics: Path, step: int) -> list[dict]:
             except (TypeError, ValueError):
                 break  # a torn last line from a kill
     return out
+
+
+def extend(short_dir: Path, long_dir: Path) -> Optional[int]:
+    """Make `long_dir` the continuation of the finished trial in `short_dir` (the same config but for more
+    generator iterations): its final checkpoint becomes the long trial's checkpoint at that iteration, and its
+    metrics rows are kept, less the metrics only a last evaluation computes. With constant learning rates the
+    first N iterations of a longer trial are the shorter trial, so the result equals a fresh long trial bit for
+    bit (tests/test_extend.py). Returns the iteration it continues from (idempotent), or None when the short
+    trial has no final checkpoint (written before they existed): the long trial then runs from the start."""
+    import shutil
+    from study.callbacks import FINAL_CHECKPOINT
+    from study.eval.evaluator import FINAL_ONLY
+    if not (short_dir / CHECKPOINTS / FINAL_CHECKPOINT).exists():
+        return None
+    state = torch.load(short_dir / CHECKPOINTS / FINAL_CHECKPOINT, map_location="cpu", weights_only=False)
+    step = int(state["study"]["gen_iter"])
+    ckpt = long_dir / CHECKPOINTS / f"iter_{step:06d}.ckpt"
+    if ckpt.exists() or (long_dir / "result.json").exists():
+        return step
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    rows = _rows_up_to(short_dir / METRICS, step)
+    final_only = {k for r in rows for k in r if k.startswith("eval/") and k[5:].split("@")[0] in FINAL_ONLY}
+    keys = list(dict.fromkeys(k for r in rows for k in r if k not in final_only))
+    with open(long_dir / METRICS, "w", newline="") as f:
+        w = csv.DictWriter(f, keys)
+        w.writeheader()
+        w.writerows({k: v for k, v in r.items() if k in keys} for r in rows)
+    if (short_dir / "samples").is_dir():
+        shutil.copytree(short_dir / "samples", long_dir / "samples", dirs_exist_ok=True)
+    # the short trial's loader had reached its last item; the long one's has not: the epoch goes on
+    state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["is_last_batch"] = False
+    with atomic_path(ckpt) as tmp:  # last: its presence means "prepared"
+        torch.save(state, tmp)
+    return step
 
 
 def final_values(rows: list[dict], estimate_key: str) -> tuple[dict, dict]:

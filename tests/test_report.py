@@ -55,12 +55,12 @@ def test_claim1_numbers_and_verdict(built):
     assert row(q, cell="mnist5k · mlp · WGAN (optimizer=adam)")["in_verdict"] == False  # noqa: E712
     st = table(out, "claim1_states")
     w = row(st, cell="mnist5k · mlp · WGAN (optimizer=rmsprop)")
-    # good quality, no failure, but 3 seeds cannot exclude a 50% failure rate: a "works" call needs 5
+    # 3 good seeds and a missing one: 8 good of 8 would reject a failure rate of a third
     assert w["q_mean"] == pytest.approx(31 / 99) and w["state"] == "undecided" and w["q_hi"] < 0.5
-    assert "2 more seed(s)" in w["need"]
+    assert (w["n_good"], w["n_unknown"], w["n_design"]) == (3, 1, 4) and "4 more seed(s)" in w["need"]
     assert (w["floor"], w["ceiling"]) == (1.0, 100.0)
     g = row(st, cell="mnist5k · mlp · GAN")
-    assert (g["state"], g["n_diverged"], g["n_collapsed"], g["n_finished"]) == ("fails", 1, 3, 4)
+    assert (g["state"], g["n_diverged"], g["n_collapsed"], g["n_finished"], g["n_failed"]) == ("fails", 1, 3, 4, 4)
     assert row(st, cell="mnist5k · dcgan · GAN")["state"] == "undecided"
     assert row(st, cell="mnist5k · mlp · WGAN (optimizer=adam)")["state"] == "undecided"  # 2 seeds
     d = table(out, "claim1_difference")
@@ -82,9 +82,11 @@ def test_claim2_and_claim3_numbers(built):
     assert row(a, loss="wgan")["spearman"] == pytest.approx(1.0) and row(a, loss="wgan")["n"] == 8
     m = table(out, "claim3_modes")
     gm = row(m, cell="mnist5k · mlp · GAN")
-    assert (gm["modes_mean"], gm["n_collapsed"], gm["outcome"]) == (4.0, 3, "collapse")
+    # 3 collapsed of 4 (one diverged, unknown): p = 0.11, a collapse rate of a third is not rejected
+    assert (gm["modes_mean"], gm["n_collapsed"], gm["outcome"]) == (4.0, 3, "undecided")
     assert gm["coverage_mean"] == pytest.approx(0.4) and gm["coverage_knn_mean"] == pytest.approx(0.4)
-    assert set(m[(m["loss"] == "wgan") & m["in_verdict"]]["outcome"]) == {"no collapse"}
+    assert set(m[(m["loss"] == "wgan") & m["in_verdict"]]["outcome"]) == {"undecided"}  # 3 clean of 3: 8 decide
+    assert "more seed(s)" in row(m, cell="mnist5k · dcgan · WGAN (optimizer=rmsprop)")["need"]
     assert row(m, cell="mnist5k · mlp · WGAN (optimizer=adam)")["outcome"] == "undecided"  # 2 seeds
     comp = table(out, "compute")
     assert row(comp, cell="mnist5k · dcgan · GAN")["gen_it_per_s"] == pytest.approx(20.0)  # 200 iters / 10 s
@@ -95,7 +97,7 @@ def test_verdicts_and_counts(built):
     root, out = built
     v = json.loads((out / "verdicts.json").read_text())
     assert {k: x["verdict"] for k, x in v.items()} == {"claim1": "inconclusive", "claim2": "supported",
-                                                       "claim3": "supported"}
+                                                       "claim3": "inconclusive"}
     s = table(out, "status_counts")
     total = row(s, cell="all cells")
     assert [total[k] for k in ("completed", "diverged", "failed", "incomplete", "missing", "total")] == \
@@ -108,7 +110,7 @@ def test_verdicts_and_counts(built):
         for ids in table(out, name)["trials"].dropna():
             assert set(ids.split()) <= known
     md = (out / "REPORT.md").read_text()
-    assert md.count("**Verdict: supported**") == 2 and "**Verdict: inconclusive**" in md and "Δ = 58 [" in md and "**Partial sweep:**" in md
+    assert md.count("**Verdict: supported**") == 1 and "**Verdict: inconclusive**" in md and "Δ = 58 [" in md and "**Partial sweep:**" in md
 
 
 def test_figures_are_valid_images(built):
@@ -134,14 +136,14 @@ def test_figures_are_valid_images(built):
 
 
 def test_inconclusive_when_not_converged_and_toys(tmp_path):
-    """GAN quality near the untrained generator but still falling fast -> not called failing (undecided, with
+    """GAN quality short of the threshold (0.7) but still falling fast -> not called failing (undecided, with
     the iterations that would decide it); toy WGAN with few high-quality samples -> its missing modes are not
     evidence of collapse (claim 3 inconclusive), while the GAN's are."""
     from study.report import claim1, claim3
     for seed in (0, 1, 2):
-        write_trial(tmp_path, config("gan", "mlp", seed), 95.0, 0.0, 10, 0.1, factors=(3, 2.5, 2.0, 1.0))
+        write_trial(tmp_path, config("gan", "mlp", seed), 70.0, 0.0, 10, 0.1, factors=(3, 2.5, 2.0, 1.0))
         write_trial(tmp_path, config("wgan", "mlp", seed), 30.0 + seed, 0.9, 10, 0.1)
-        for loss, hq, modes in (("gan", 0.9, 3), ("wgan", 0.02, 2)):
+        for loss, hq, modes in (("gan", 0.9, 2), ("wgan", 0.02, 2)):
             cfg = config(loss, "mlp", seed, data="ring8")
             cfg["train"]["batch_size"] = 256  # zipped with the data set, as in sweeps/quick.yaml
             write_trial(tmp_path, cfg, 0.05 + 0.01 * seed, 0.5, modes, 0.8, quality="eval/w1", hq=hq,
@@ -154,7 +156,7 @@ def test_inconclusive_when_not_converged_and_toys(tmp_path):
     assert g["state"] == "undecided" and g["n_converged"] == 0 and "generator iterations" in g["need"]
     assert row(st, cell="mnist5k · mlp · WGAN")["state"] == "undecided"  # good, but a "works" call needs 5 seeds
     assert row(st, cell="ring8 · mlp · GAN")["metric"] == "eval/w1"
-    assert row(st, cell="ring8 · mlp · GAN")["state"] == "fails"  # 3 of 3 collapsed (geometry), converged
+    assert row(st, cell="ring8 · mlp · GAN")["state"] == "fails"  # 3 of 3 in 2 of 8 modes (geometry)
     assert v1.verdict == "inconclusive"  # mnist5k's GAN may yet learn: no decided failure there
     t3, (v3,) = claim3.claim3(run)
     m = t3["claim3_modes"]

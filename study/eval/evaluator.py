@@ -30,6 +30,7 @@ from study.eval.w1 import mean_exact_w1
 W1_SEED = 0  # fixed subsets: two evaluations of the same samples give the same W1
 CONFIDENT = 0.9  # classifier probability that makes a generated image "high quality" (eval/hq on images)
 KNN_CONFIDENT = 0.8  # share of the kNN's 10 neighbours that must agree (its eval/hq_knn)
+FINAL_ONLY = ("kid", "isc", "precision", "recall")  # eval/<metric>@<extractor> computed at the last evaluation only
 
 
 def default_cache_dir() -> Path:
@@ -198,7 +199,7 @@ class Evaluator:
             fd = feats if label == "domain" else F.extract(ext, u8, batch, transform)
             f = fd[key]
             out[f"eval/fid@{label}"] = F.fid(real, F.fid_stats(f))
-            if final:  # KID, IS and precision/recall: the final numbers only (FID gives the curve)
+            if final:  # FINAL_ONLY: KID, IS and precision/recall, the final numbers only (FID gives the curve)
                 out[f"eval/kid@{label}"] = F.kid(real["features"], f)
                 out[f"eval/isc@{label}"] = F.inception_score(fd["logits" if label == "domain" else "logits_unbiased"])
                 out[f"eval/precision@{label}"], out[f"eval/recall@{label}"] = F.precision_recall(

@@ -80,7 +80,7 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
     (a one-line message) when RUN_DIR is missing or has no completed trial."""
     run = load_run(Path(run_dir))
     _check(run)
-    from study.report import claim1, claim2, claim3, conditional, figures, samples  # heavy imports after the cheap checks
+    from study.report import claim1, claim2, claim3, conditional, figures, rounds, samples  # heavy imports after the cheap checks
     out = Path(out_dir) if out_dir else default_out_dir(run)
     ensure_dir(out, "report directory")  # one line (exit 2) for a file or a read-only directory
     _clean(out)
@@ -94,6 +94,7 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
     t2, v2 = claim2.claim2(run)
     t3, v3 = claim3.claim3(run)
     tabs.update(t1), tabs.update(t2), tabs.update(t3), tabs.update(conditional.conditional_tables(run))
+    tabs["rounds"] = rounds.rounds_table(run)
     for name, df in tabs.items():
         df.to_csv(out / "tables" / f"{name}.csv", index=False)
 
@@ -103,6 +104,7 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
         f2 = figures.claim2_figures(run, t2["claim2_across_trials"], figdir)
         f3 = figures.claim3_figures(run, t3["claim3_modes"], figdir)
         fc = figures.compute_figure(run.trials, tabs["compute"], figdir)
+        fr = rounds.rounds_figure(tabs["rounds"], figdir)
         sheets, gifs = samples.sample_sheets(run, figdir), samples.animations(run, figdir)
 
     verdicts = v1 + v2 + v3
@@ -110,7 +112,7 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
               ("p", f"GAN vs WGAN (Arjovsky, Chintala & Bottou 2017, arXiv:1701.07875) on shared backbones. "
                     f"Built {dt.datetime.now().isoformat(timespec='seconds')} from `{run.root}`. Tables as CSV in "
                     "`tables/`, figures in `figures/`; every table row lists the trials it aggregates.")]
-    blocks += sections.summary_blocks(verdicts) + setup_blocks(run, tabs)
+    blocks += sections.summary_blocks(verdicts) + rounds.rounds_blocks(run, tabs["rounds"], fr) + setup_blocks(run, tabs)
     blocks += sections.claim1_blocks(tabs, v1, f1) + sections.claim2_blocks(tabs, v2, f2)
     blocks += sections.claim3_blocks(tabs, v3, f3) + conditional.conditional_blocks(tabs)
     if len(tabs["other_metrics"]):

@@ -11,37 +11,40 @@ import pandas as pd
 from study.eval.stats import permutation_p
 from study.report.cells import (LABEL, VARIANTS, Verdict, cells, ci, counts, diff_ci, fmt, ids, metric_label,
                                 quality_metrics, summarize, variants_in)
-from study.report.evidence import CONV_TOL, COVERAGE, LATE, MIN_CONFIDENT_PER_MODE
-from study.report.outcomes import (ALPHA, FAIL_Q, MIN_SEEDS, OFTEN, RARE, WORK_Q, cell_states,
-                                   clean_seeds_needed, trial_evidence)
+from study.report import rules as R
+from study.report.evidence import CONCENTRATED, CONV_TOL, LATE
+from study.report.outcomes import cell_states, trial_evidence
 
-RULE = [
-    "Quality per trial is normalised between two anchors measured by the same evaluator: the real floor "
-    "(the metric of N real samples) = 0 and the untrained generator (generator iteration 0) = 1. Deciding "
-    "metric: Inception FID where every completed trial has it, else domain-feature FID, else (toys) exact W1.",
-    f"A cell (one loss on one backbone) **works** when the one-sided Student-t upper bound of its mean normalised "
-    f"quality is below {WORK_Q} (it closed more than half the distance from untrained to real) and no seed failed "
-    f"(diverged, or collapsed once converged) in enough seeds to exclude a {OFTEN:.0%} failure rate "
-    f"({clean_seeds_needed(ALPHA)} at α = {ALPHA}); it **fails** when its failures reject a failure rate of "
-    f"{RARE:.0%} (binomial tail ≤ α), or the lower bound is above {FAIL_Q} with every seed converged; else it is "
-    f"**undecided**. A decided cell needs ≥ {MIN_SEEDS} finished seeds.",
-    f"Collapse (images): fewer than {COVERAGE:.0%} of the classes covered by confident samples, by *both* the "
-    f"domain CNN and an independent pixel kNN, each over ≥ {MIN_CONFIDENT_PER_MODE} confident samples per class; "
-    "if they disagree, collapse is undecided and so is the cell. Toys: modes with high-quality samples (geometry, "
-    "no classifier).",
-    f"Converged: the Theil–Sen trend of normalised quality over the last {LATE:.0%} of training projects less than "
-    f"{CONV_TOL} improvement over the last quarter of training (a rate per generator iteration: it does not "
-    "depend on how often the trial was evaluated). A cell is called failing on quality only when converged.",
-    f"Verdict (the claim as the paper states it): *supported* when the WGAN works on every backbone compared "
-    f"(each test at α = {ALPHA}) and the GAN fails on at least one of them (α = {ALPHA}/m over the m backbones: "
-    f"Bonferroni for \"at least one\"); *not supported* when on some backbone the GAN works and the WGAN fails "
-    f"(α/m each), or the GAN fails somewhere and, on every backbone, the WGAN fails or the GAN works (α/m each); "
-    f"else *inconclusive*. Fewer "
-    "than 2 backbones: inconclusive.",
-    "Which is better where both are decided is information (Welch interval of GAN − WGAN and an exact "
-    "permutation p-value; at 3 vs 3 seeds p ≥ 0.1), not part of the verdict.",
-    "Only cells at the paper's settings for their loss enter the verdict; other swept values of a loss's own "
-    "settings are ablations."]
+
+def rule(design: R.Design) -> list[str]:
+    """Claim 1's rule as printed in the report, at the run's design (an adaptive run splits α over its looks)."""
+    a = design.alpha
+    return [
+        "Quality per trial is normalised between two anchors measured by the same evaluator: the real floor "
+        "(the metric of N real samples) = 0 and the untrained generator (generator iteration 0) = 1. Deciding "
+        "metric: Inception FID where every completed trial has it, else domain-feature FID, else (toys) exact W1. "
+        "Evaluation noise: 3 x the RMS difference between two scorings of the final generators of the cell.",
+        *R.RULE_SEED,
+        f"Concentrated: at most {CONCENTRATED:.0%} of the modes hold confident samples, by every classifier "
+        "that can read them (images: the domain CNN and an independent pixel kNN; toys: geometry).",
+        f"Converged: the 95% interval of the Theil–Sen trend over the last {LATE:.0%} of training projects at most "
+        f"{CONV_TOL} improvement over the last quarter of training (a rate per generator iteration; an interval, "
+        "so thinning the evaluations can only widen it).",
+        R.rule_cell(a) + (f" This run is adaptive: cells are tested at their design size of {design.seeds} seeds "
+                          f"and α = {R.ALPHA}/{design.looks} over its iteration budgets." if design.looks > 1 or
+                          design.seeds else ""),
+        f"Verdict (the claim as the paper states it): *supported* when the WGAN works on every backbone compared "
+        f"(each test at α = {a:.3g}) and the GAN fails on at least one of them (α/m over the m backbones: "
+        f"Bonferroni for \"at least one\"); *not supported* when on some backbone the GAN works (α) and the WGAN "
+        f"fails (α/m: a wrong call needs a wrong WGAN call on some backbone), or the GAN fails somewhere and, on every backbone, the WGAN fails or the GAN works (α/m each); "
+        f"else *inconclusive*. Fewer than 2 backbones: inconclusive.",
+        "Which is better where both are decided is information (Welch interval of GAN − WGAN and an exact "
+        "permutation p-value), not part of the verdict.",
+        "Only cells at the paper's settings for their loss enter the verdict; other swept values of a loss's own "
+        "settings are ablations."]
+
+
+RULE = rule(R.Design())
 
 
 def quality_table(run) -> pd.DataFrame:
@@ -63,27 +66,37 @@ def quality_table(run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def state_table(ev: pd.DataFrame, m: int) -> pd.DataFrame:
-    """Per cell: normalised quality, trend, noise, collapse counts and its state, at α (for
+def state_table(ev: pd.DataFrame, m: int, design: R.Design = R.Design()) -> pd.DataFrame:
+    """Per cell: seed outcomes, normalised quality, trend, noise, collapse counts and its state, at α (for
     "every cell" clauses) and at α/m (for "some cell" clauses)."""
-    at, bonf = cell_states(ev, ALPHA), cell_states(ev, ALPHA / max(m, 1))
+    at, bonf = cell_states(ev, design.alpha, design.seeds), cell_states(ev, design.alpha / max(m, 1), design.seeds)
     rows = []
     for cell, t in ev.groupby("cell", sort=False):
         done = t[t["status"] == "completed"]
         s, sb = at[cell], bonf[cell]
+        q = summarize(done["q"])
+        why_unknown = t.loc[t["outcome"] == R.UNKNOWN, "outcome_why"].value_counts()
+        why_failed = t.loc[t["outcome"] == R.FAILED, "outcome_why"].value_counts()
         rows.append({"data": t.iloc[0]["data"], "backbone": t.iloc[0]["backbone"], "group": t.iloc[0]["group"],
                      "loss": t.iloc[0]["loss"], "hue": t.iloc[0]["hue"], "cell": cell, "metric": t.iloc[0]["metric"],
+                     "gen_iters": float(np.nanmax(t["gen_iters_total"])) if t["gen_iters_total"].notna().any() else math.nan,
+                     "n_trials": len(t), "n_design": s.design,
                      "n_finished": int(t["status"].isin(["completed", "diverged"]).sum()),
+                     "n_good": s.good, "n_failed": s.failed, "n_unknown": s.unknown,
+                     "failed_why": "; ".join(f"{n} {w}" for w, n in why_failed.items()),
+                     "unknown_why": "; ".join(f"{n} {w}" for w, n in why_unknown.items()),
                      "n_diverged": int((t["status"] == "diverged").sum()),
                      "n_collapsed": int((done["collapse"] == True).sum()),  # noqa: E712
-                     "n_collapse_undecided": int(done["collapse"].isna().sum()) if done["n_modes"].notna().any() else 0,
+                     "n_concentrated": int((done["concentrated"] == True).sum()),  # noqa: E712
                      "ceiling": float(np.nanmedian(done["ceiling"])) if done["ceiling"].notna().any() else math.nan,
                      "floor": float(np.nanmedian(done["floor"])) if done["floor"].notna().any() else math.nan,
-                     "q_mean": s.mean_q, "q_hi": s.q_hi, "q_lo": s.q_lo,
+                     "q_mean": q["mean"], "q_lo": q["ci_lo"], "q_hi": q["ci_hi"],
                      "noise_mean": float(done["noise"].mean()), "trend_median": float(done["trend"].median()),
                      "n_converged": int((done["converged"] == True).sum()),  # noqa: E712
                      "coverage_mean": float(done["coverage"].mean()), "coverage_knn_mean": float(done["coverage_knn"].mean()),
-                     "state": s.state, "why": s.why, "need": "; ".join(s.need), "state_bonferroni": sb.state,
+                     "state": s.state, "why": s.why, "need": "; ".join(map(str, s.need)),
+                     "needs": s.need, "needs_bonferroni": sb.need,
+                     "need_kinds": " ".join(sorted({n.kind for n in s.need})), "state_bonferroni": sb.state,
                      "in_verdict": bool(t["in_verdict"].all()), "trials": ids(t)})
     return pd.DataFrame(rows)
 
@@ -118,10 +131,13 @@ def decide(states: pd.DataFrame, variant: str = "wgan") -> tuple[str, str]:
         return "inconclusive", "no backbone has both a GAN and a WGAN cell"
     pick = lambda g, loss, col: list(s[(s["group"] == g) & (s["loss"] == loss)][col])  # noqa: E731
     w_works = {g: all(x == "works" for x in pick(g, "wgan", "state")) for g in groups}
+    g_works = {g: all(x == "works" for x in pick(g, "gan", "state")) for g in groups}
     g_fails_b = {g: all(x == "fails" for x in pick(g, "gan", "state_bonferroni")) for g in groups}
     g_works_b = {g: all(x == "works" for x in pick(g, "gan", "state_bonferroni")) for g in groups}
     w_fails_b = {g: all(x == "fails" for x in pick(g, "wgan", "state_bonferroni")) for g in groups}
-    against = [g for g in groups if g_works_b[g] and w_fails_b[g]]
+    # "some backbone where the GAN works and the WGAN fails": a wrong call needs a wrong WGAN-fails call on some
+    # backbone (Bonferroni); the GAN's call on that same backbone is an intersection, tested at α
+    against = [g for g in groups if g_works[g] and w_fails_b[g]]
     if against:
         return "not supported", f"the GAN works and the {name} fails on {', '.join(against)}"
     gan_fails = [g for g in groups if g_fails_b[g]]
@@ -142,10 +158,13 @@ def decide(states: pd.DataFrame, variant: str = "wgan") -> tuple[str, str]:
 
 
 def evidence_line(r: pd.Series) -> str:
-    return (f"`{r['cell']}`: normalised quality {fmt(r['q_mean'], 2)} (one-sided bounds {fmt(r['q_lo'], 2)} – "
-            f"{fmt(r['q_hi'], 2)}; anchors {fmt(r['floor'])} real, {fmt(r['ceiling'])} untrained), "
-            f"{r['n_diverged']} diverged, {r['n_collapsed']} collapsed, {r['n_converged']}/{r['n_finished']} "
-            f"converged → **{r['state']}** ({r['why']})" + (f"; would decide it: {r['need']}" if r["need"] else ""))
+    failed = f" ({r['failed_why']})" if r["failed_why"] else ""
+    unknown = f" ({r['unknown_why']})" if r["unknown_why"] else ""
+    return (f"`{r['cell']}` at {fmt(r['gen_iters'])} generator iterations: {r['n_good']} good, {r['n_failed']} "
+            f"failed{failed}, {r['n_unknown']} unknown{unknown} of {r['n_design']} seeds; normalised quality "
+            f"{fmt(r['q_mean'], 2)} (95% interval {fmt(r['q_lo'], 2)} – {fmt(r['q_hi'], 2)}; anchors {fmt(r['floor'])} "
+            f"real, {fmt(r['ceiling'])} untrained) → **{r['state']}** ({r['why']})"
+            + (f"; would decide it: {r['need']}" if r["need"] else ""))
 
 
 def claim1(run) -> tuple[dict[str, pd.DataFrame], Verdict]:
@@ -153,11 +172,11 @@ def claim1(run) -> tuple[dict[str, pd.DataFrame], Verdict]:
     ev = trial_evidence(run)
     verdict_ev = ev[ev["in_verdict"]]
     m = max(verdict_ev["group"].nunique(), 1) if not ev.empty else 1
-    st = state_table(ev, m) if not ev.empty else pd.DataFrame()
+    st = state_table(ev, m, run.design) if not ev.empty else pd.DataFrame()
     d = difference_table(ev) if not ev.empty else pd.DataFrame()
     tables = {"claim1_quality": q, "claim1_states": st, "claim1_difference": d, "trial_evidence": ev}
     if st.empty:
-        return tables, [Verdict("1", "inconclusive", RULE, [], "no trial to decide on")]
+        return tables, [Verdict("1", "inconclusive", rule(run.design), [], "no trial to decide on")]
     verdicts = []
     for variant in variants_in(run.trials):
         verdict, reason = decide(st, variant)
@@ -169,5 +188,5 @@ def claim1(run) -> tuple[dict[str, pd.DataFrame], Verdict]:
             evidence.append(f"Information, `{r['group']}`, {metric_label(r['metric'])}: GAN {fmt(r['gan_mean'])} vs "
                             f"{r['wgan']} {fmt(r['wgan_mean'])}, Δ = {fmt(r['diff'])} "
                             f"{ci(r['diff_ci_lo'], r['diff_ci_hi'])} (Welch), permutation p = {fmt(r['perm_p'], 2)}")
-        verdicts.append(Verdict("1", verdict, RULE, evidence, reason, variant))
+        verdicts.append(Verdict("1", verdict, rule(run.design), evidence, reason, variant))
     return tables, verdicts

@@ -12,10 +12,11 @@ from study.metrics import higher_better
 from study.report.cells import (ESTIMATE, LABEL, VARIANTS, variants_in, Verdict, cells, ci, fmt, ids, metric_label,
                                 primary_metric, summarize)
 from study.report.evidence import MOVED
-from study.report.outcomes import ALPHA, MIN_SEEDS, trial_evidence
+from study.report.outcomes import trial_evidence
+from study.report.rules import ALPHA
 
 MIN_POINTS = 4     # evaluation points a per-trial rank correlation needs to mean anything
-MIN_TRIALS = MIN_SEEDS
+MIN_TRIALS = 3     # counted seeds a decided cell needs: 2 give a t-interval with 1 degree of freedom
 TRACKS = 0.5       # mean per-trial Spearman rho a cell needs to "track" quality
 
 RULE = [
@@ -66,7 +67,8 @@ def _trial_rhos(run, t: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def outcome(rho: np.ndarray, converged: list, m: int = 1, refute_tracks: bool = False) -> tuple[str, float, float]:
+def outcome(rho: np.ndarray, converged: list, m: int = 1, refute_tracks: bool = False,
+            alpha: float = ALPHA) -> tuple[str, float, float]:
     """(outcome, lower bound at α, upper bound at α/m) of one cell's counted per-seed ρ. "Tracks" and
     "does not track" are one-sided tests against the same threshold, so a cell whose true mean ρ sits on
     it is decided either way with probability at most α."""
@@ -74,9 +76,9 @@ def outcome(rho: np.ndarray, converged: list, m: int = 1, refute_tracks: bool = 
     # both calls test against one threshold: each gets half of alpha, so a cell sitting on it is decided
     # (either way) with probability at most alpha. The call that refutes a claim by "some cell" splits its
     # half over the m cells (Bonferroni): "does not track" for a Wasserstein variant, "tracks" for the GAN.
-    some = ALPHA / 2 / max(m, 1)
-    lo = t_bound(rho, some if refute_tracks else ALPHA / 2, upper=False)
-    hi = t_bound(rho, ALPHA / 2 if refute_tracks else some, upper=True)
+    some = alpha / 2 / max(m, 1)
+    lo = t_bound(rho, some if refute_tracks else alpha / 2, upper=False)
+    hi = t_bound(rho, alpha / 2 if refute_tracks else some, upper=True)
     if len(rho) < MIN_TRIALS:
         return "undecided", lo, hi
     if lo > TRACKS:
@@ -102,7 +104,8 @@ def cell_table(run) -> pd.DataFrame:
         rho = sign * counted["corr_spearman"].astype(float)
         s = summarize(rho)
         conv = [ev["converged"].get(tid) for tid in counted["trial_id"]]
-        out, lo, hi = outcome(rho.to_numpy(), conv, m.get(first["loss"], 1), refute_tracks=first["loss"] not in VARIANTS)
+        out, lo, hi = outcome(rho.to_numpy(), conv, m.get(first["loss"], 1), refute_tracks=first["loss"] not in VARIANTS,
+                              alpha=run.design.alpha)
         rows.append({"data": first["data"], "backbone": first["backbone"], "group": first["group"],
                      "loss": first["loss"], "hue": first["hue"], "cell": cell,
                      "estimate": ESTIMATE.get(first["loss"], "?"), "quality": quality,

@@ -31,6 +31,8 @@ MOVED = 3.0       # a curve "moved" when its first and last evaluations (after i
                   # this many repeat differences, pooled over the cell's seeds (the sd of a difference of two
                   # evaluations): pure noise gets there 0.3% of the time, however often the trial was evaluated
 COVERAGE = 0.75   # a trial covering fewer than this fraction of modes (by every classifier) has collapsed
+CONCENTRATED = 0.25  # ...and one covering at most this fraction (2 of 10 digits, 2 of 8 toy modes) has plainly
+                     # failed: "nearly every sample in one or two modes" whatever its FID
 MIN_CONFIDENT_PER_MODE = 10  # confident samples per mode a coverage count needs to mean anything
 
 
@@ -79,8 +81,14 @@ def late_trend(steps: np.ndarray, q: np.ndarray, total: int) -> Trend:
 
 
 def converged(t: Trend) -> Optional[bool]:
-    """None when the trend cannot be fitted (too few evaluations late in training)."""
-    return None if t.improvement != t.improvement else bool(t.improvement <= CONV_TOL)
+    """Decided on the trend's 95% interval, never its point estimate (a point near the tolerance flips when
+    evaluation rows are thinned): True when even the interval's upper end projects at most CONV_TOL more
+    improvement, False when its lower end projects more; None in between, or when no trend can be fitted."""
+    if not (np.isfinite(t.lo) and np.isfinite(t.hi)):
+        return None
+    if t.hi <= CONV_TOL:
+        return True
+    return False if t.lo > CONV_TOL else None
 
 
 def moved(first: float, last: float, noise: float) -> Optional[bool]:
@@ -99,13 +107,26 @@ def pooled_noise(diffs: np.ndarray) -> float:
     return float(np.sqrt(np.mean(d ** 2))) if len(d) else math.nan
 
 
+def readers(coverages: list[float], confident: list[float], n_modes: float) -> list[float]:
+    """The coverages of the mode counts that can read the samples: enough confident samples per mode."""
+    return [c for c, n in zip(coverages, confident)
+            if np.isfinite(c) and np.isfinite(n) and n >= MIN_CONFIDENT_PER_MODE * n_modes]
+
+
+def concentrated(coverages: list[float], confident: list[float], n_modes: float) -> Optional[bool]:
+    """Samples in at most CONCENTRATED of the modes, by every count that can read them (at least one):
+    True; False when every such count sees more; None when none can read them or they disagree."""
+    usable = readers(coverages, confident, n_modes)
+    flags = {c <= CONCENTRATED for c in usable}
+    return flags.pop() if len(flags) == 1 else None
+
+
 def collapse(coverages: list[float], confident: list[float], n_modes: float) -> Optional[bool]:
     """Mode collapse from one or more independent mode counts (fractions of modes covered by
     confident samples) and the number of confident samples each counted over. True only when every
     count that had enough confident samples says so and at least one had; False when every
     count says no collapse; None (undecided) when they disagree or none could count."""
-    usable = [c for c, n in zip(coverages, confident)
-              if np.isfinite(c) and np.isfinite(n) and n >= MIN_CONFIDENT_PER_MODE * n_modes]
+    usable = readers(coverages, confident, n_modes)
     if not usable or len(usable) < len(coverages):
         return None  # every classifier must be able to count, for either call
     flags = [c < COVERAGE for c in usable]

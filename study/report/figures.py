@@ -152,7 +152,7 @@ def claim1_figures(run, q: pd.DataFrame, d: pd.DataFrame, out: Path) -> list[tup
 
 def claim1_state_figure(run, ev: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
     """Normalised final quality per seed, per backbone and loss, against the rule's two thresholds."""
-    from study.report.outcomes import FAIL_Q, WORK_Q
+    from study.report.rules import FAIL_Q, WORK_Q
     done = ev[(ev["status"] == "completed") & ev["q"].notna()]
     if done.empty:
         return []
@@ -162,15 +162,15 @@ def claim1_state_figure(run, ev: pd.DataFrame, out: Path) -> list[tuple[Path, st
     for ax, data in zip(axes, datas):
         sub = done[done["data"] == data]
         cat_panel(ax, sub, "q", colors, list(dict.fromkeys(ev[ev["data"] == data]["backbone"])))
-        ax.axhline(WORK_Q, color="green", ls=":", lw=0.9, label=f"works below (bound < {WORK_Q})")
-        ax.axhline(FAIL_Q, color="firebrick", ls=":", lw=0.9, label=f"fails above (bound > {FAIL_Q})")
+        ax.axhline(WORK_Q, color="green", ls=":", lw=0.9, label=f"a seed is good below {WORK_Q}")
+        ax.axhline(FAIL_Q, color="firebrick", ls=":", lw=0.9, label=f"plainly failed above {FAIL_Q}")
         ax.axhline(0, color="black", lw=0.6)
         ax.set_title(f"{data}: normalised final quality ({metric_label(sub['metric'].iloc[0]).split(' (')[0]})")
         ax.set_ylabel("0 = real data, 1 = untrained generator\nlower is better")
         ax.legend(fontsize=8, loc="best")
     fig_legend(fig, colors, ev["hue"])
     fig.suptitle("Claim 1 — does each loss work on each backbone?\ndots: seeds; ◆: mean with Student-t 95% CI; "
-                 "collapse and divergence also decide (see the table)", fontsize=11)
+                 "a cell's state counts its good and failed seeds (see the table)", fontsize=11)
     return [(_save(fig, out / "claim1_states.png"),
              "Normalised final quality per backbone and loss, with the thresholds of the works/fails rule.")]
 

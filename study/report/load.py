@@ -20,6 +20,7 @@ import yaml
 from lightning_modules import ALGORITHMS
 from study import rundir
 from study.report.cells import as_float, assign_cells, flatten, splitting_keys
+from study.report.rules import Design
 from study.config import with_legacy
 from study.rundir import REPORT_STATUSES, RESULT, Lock, load_result, read_config, read_metrics, trial_dirs
 
@@ -51,6 +52,8 @@ class Run:
     notes: list[str] = field(default_factory=list)
     results: dict[str, dict] = field(default_factory=dict)  # trial_id -> result.json, as read once here
     evidence: Optional[pd.DataFrame] = None  # per-trial evidence, computed once (study/report/outcomes.py)
+    design: Design = field(default_factory=Design)  # an adaptive run's design size and looks (rules.Design)
+    adaptive: Optional[dict] = None  # adaptive.json: the rounds of an --until-decided run
 
 
 def backbone_label(bb: Any) -> str:
@@ -159,7 +162,16 @@ def load_run(run_dir: Path) -> Run:
         notes.append("a sweep is running on this directory right now: counts can change")
 
     rows, configs, metrics, grids, results = [], {}, {}, {}, {}
-    for d in trial_dirs(root, any_file=True):
+    dirs = trial_dirs(root, any_file=True)
+    names = {d.name for d in dirs}
+    # a finished trial continued by a longer one (study/trial.extend) is counted once, as the longer trial
+    extended = {d.name for d in dirs if rundir.extended_to(d) in names}
+    if extended:
+        notes.append(f"{len(extended)} trial(s) were continued by longer ones and are counted once, as the longer "
+                     "trial: " + ", ".join(sorted(extended)[:3]) + (" ..." if len(extended) > 3 else ""))
+    for d in dirs:
+        if d.name in extended:
+            continue
         row, flat, met, g, res = read_trial(d)
         if res:
             results[d.name] = res
@@ -176,7 +188,7 @@ def load_run(run_dir: Path) -> Run:
         cols = list(rcsv.columns)
         end = cols.index("status") if "status" in cols else len(cols)
         results_cols = cols[1:end]
-        seen = {r["trial_id"] for r in rows}
+        seen = {r["trial_id"] for r in rows} | extended
         for _, r in rcsv[~rcsv["trial_id"].astype(str).isin(seen)].iterrows():
             row = {"trial_id": str(r["trial_id"]), "status": "missing", **parse_trial_id(str(r["trial_id"])),
                    "issues": "listed in results.csv, no trial directory", "n_grids": 0}
@@ -190,5 +202,9 @@ def load_run(run_dir: Path) -> Run:
             trials[col] = math.nan
     varied, tied = splitting_keys(trials, configs, varied_keys(list(configs.values()), results_cols))
     trials = assign_cells(trials, configs, varied)
+    adaptive, problem = rundir.read_adaptive(root)
+    if problem:
+        notes.append(problem + ": decided as a plain sweep")
+    design = Design(adaptive["design"].get("max_seeds"), adaptive["design"].get("extensions", 0) + 1) if adaptive else Design()
     return Run(root, name, spec_text, trials, metrics, grids, varied, configs=configs, tied=tied, notes=notes,
-               results=results)
+               results=results, design=design, adaptive=adaptive)

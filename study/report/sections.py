@@ -50,14 +50,19 @@ def claim1_blocks(tabs: dict, v: list[Verdict], figs: list) -> list[tuple]:
     q, st, d = tabs["claim1_quality"], tabs["claim1_states"], tabs["claim1_difference"]
     sd = pd.DataFrame({
         "cell": _col(st, "cell"), "metric": _map(st, metric_label, "metric"),
+        "generator iterations": _map(st, fmt, "gen_iters"),
+        "seeds: good / failed / unknown (of design)": _map(
+            st, lambda g, f, u, n, fw, uw: f"{g} / {f} / {u} ({n})" + (f"; failed: {fw}" if fw else "")
+            + (f"; unknown: {uw}" if uw else ""), "n_good", "n_failed", "n_unknown", "n_design", "failed_why",
+            "unknown_why"),
         "anchors (real / untrained)": _map(st, lambda f, c: f"{fmt(f)} / {fmt(c)}", "floor", "ceiling"),
-        "normalised quality (bounds)": _map(st, lambda m, lo, hi: f"{fmt(m, 2)} ({fmt(lo, 2)} – {fmt(hi, 2)})",
-                                            "q_mean", "q_lo", "q_hi"),
+        "normalised quality (95% t interval)": _map(st, lambda m, lo, hi: f"{fmt(m, 2)} ({fmt(lo, 2)} – {fmt(hi, 2)})",
+                                                    "q_mean", "q_lo", "q_hi"),
         "noise (normalised)": _map(st, lambda x: fmt(x, 2), "noise_mean"),
         "late trend (per quarter)": _map(st, lambda x: fmt(x, 2), "trend_median"),
         "converged": _map(st, lambda c, n: f"{c}/{n}", "n_converged", "n_finished"),
-        "diverged / collapsed / collapse undecided": _map(st, lambda a, b, c: f"{a} / {b} / {c}", "n_diverged",
-                                                          "n_collapsed", "n_collapse_undecided"),
+        "diverged / concentrated / collapsed": _map(st, lambda a, b, c: f"{a} / {b} / {c}", "n_diverged",
+                                                    "n_concentrated", "n_collapsed"),
         "state": _map(st, lambda s, w: f"**{s}** ({w})", "state", "why"),
         "would decide it": _col(st, "need"), "in verdict": _map(st, _used, "in_verdict"), "trials": _col(st, "trials")})
     qd = pd.DataFrame({

@@ -1,0 +1,220 @@
+"""`python -m study.sweep SPEC --until-decided`: run a sweep in rounds until every claim is decided.
+
+Each round runs its trials like any sweep (resumable, one run directory), decides with the report's own
+functions, then gives more seeds or more generator iterations only to the cells that can still change an
+undecided claim, as each cell's "would decide it" (study/report/rules.Need) asks. It stops when every claim is
+decided, when nothing more may be given (--max-seeds, the iteration budgets), or at --max-hours.
+
+Error control under optional stopping: every cell is tested at its design size (--max-seeds: the seeds it may
+reach; missing ones count as unknown), so adding seeds round by round only ever adds to the counts, and the
+probability of ever deciding wrongly within the design is that of the full design, at most α. More iterations
+re-observe the same seeds under a new hypothesis ("works at 2T"), so α is split over the iteration budgets a run
+may visit (Bonferroni). The report reads both from adaptive.json and decides at the same size and level.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import pandas as pd
+
+from study.report.rules import Design
+
+MAX_SEEDS = 10        # seeds a cell may reach (the design size every cell is tested at)
+EXTENSIONS = 1        # times a group's training may be doubled: budgets T and 2T, α split in two
+MAX_ROUNDS = 8        # a guard: seeds and budgets bound the rounds long before this
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str                 # seeds | iterations
+    group: str                # data · backbone (· shared keys): what GAN and WGAN are compared within
+    loss: Optional[str]       # the cell's loss; None: every cell of the group (iterations keep a group level)
+    target: int               # seeds the cell will have, or generator iterations the group will train for
+    why: str
+
+
+def design(max_seeds: int = MAX_SEEDS, extensions: int = EXTENSIONS) -> Design:
+    return Design(seeds=max_seeds, looks=extensions + 1)
+
+
+def plan(states: pd.DataFrame, d: Design, start_iters: Optional[dict] = None) -> list[Action]:
+    """The next round from claim 1's cell states (columns group, loss, state, state_bonferroni, in_verdict,
+    needs / needs_bonferroni: lists of rules.Need, n: seeds the cell has, gen_iters: its training length). Only undecided cells that enter a
+    verdict get anything. A group is trained longer as a whole (GAN and WGAN compared at one budget), at most
+    d.looks - 1 times; else a cell gets the seeds its need names, up to the design size."""
+    start_iters = start_iters or {}
+    out: list[Action] = []
+    # a cell decided at α but not at α/m (the level of "some backbone" clauses) is still open, for those clauses
+    states = states.assign(need=[n if st == "undecided" else nb for st, n, nb in
+                                 zip(states["state"], states["needs"], states["needs_bonferroni"])])
+    open_ = states[states["in_verdict"] & ((states["state"] == "undecided") | (states["state_bonferroni"] == "undecided"))]
+    extended = set()
+    for group, cells in open_.groupby("group", sort=False):
+        iters = [n for needs in cells["need"] for n in needs if n.kind == "iterations"]
+        now = int(states.loc[states["group"] == group, "gen_iters"].max())
+        first = int(start_iters.get(group, now))
+        doublings = round(math.log2(max(now, 1) / max(first, 1)))
+        if iters and doublings < d.looks - 1:
+            target = max(n.amount for n in iters)
+            out.append(Action("iterations", group, None, target, iters[0].why))
+            extended.add(group)
+    for _, c in open_.iterrows():
+        if c["group"] in extended:
+            continue
+        seeds = [n for n in c["need"] if n.kind == "seeds"]
+        if seeds and c["n"] < (d.seeds or 0):
+            target = min(int(c["n"]) + max(n.amount for n in seeds), d.seeds)
+            out.append(Action("seeds", c["group"], c["loss"], target, seeds[0].why))
+    return out
+
+
+# ---------------------------------------------------------------- the driver (rounds of an ordinary sweep)
+def _design(args) -> Design:
+    return design(args.max_seeds or MAX_SEEDS, EXTENSIONS if args.extensions is None else args.extensions)
+
+
+def describe(args) -> str:
+    d = _design(args)
+    hours = f", at most {args.max_hours:g} h" if args.max_hours else ""
+    return (f"--until-decided: round 1 runs the spec's trials; later rounds give undecided cells up to {d.seeds} seeds "
+            f"and {d.looks - 1} doubling(s) of their generator iterations{hours}; every cell is decided at its design "
+            f"size of {d.seeds} seeds and α = {d.alpha:.3g}")
+
+
+def open_cells(run) -> pd.DataFrame:
+    """Claim 1's cell states, with the cells that an undecided claim 2 or 3 still needs marked open too (they
+    need seeds up to the design, or iterations where their seeds have not converged)."""
+    from study.report.claim1 import claim1
+    from study.report.claim2 import claim2
+    from study.report.claim3 import claim3
+    from study.report.rules import Need
+    (t1, v1), (t2, v2), (t3, v3) = claim1(run), claim2(run), claim3(run)
+    st = t1["claim1_states"].copy()
+    st["n"] = st["n_trials"]
+    open_claims = {v.key for v in (*v1, *v2, *v3) if v.verdict == "inconclusive"}
+    if not any(v.verdict == "inconclusive" for v in v1):  # claim 1 decided: its open cells need nothing for it
+        st["state"] = st["state_bonferroni"] = "decided"
+    extra = {}
+    for table, col, bad in ((t2["claim2_correlation"], "outcome", ("undecided", "unclear")),
+                            (t3["claim3_modes"], "outcome", ("undecided",))):
+        for _, r in table.iterrows() if not table.empty else []:
+            if r[col] in bad and r["in_verdict"] and r["loss"] != "gan":
+                extra.setdefault(r["cell"], []).append(r)
+    states, needs = list(st["state"]), list(st["needs"])
+    for i, r in enumerate(st.itertuples()):
+        if r.cell in extra and open_claims - {"claim1"}:
+            more = [Need("seeds", max(max(run.design.seeds or 0, r.n) - r.n, 1), "claims 2/3: seeds up to the design size")]
+            if r.n_converged < r.n_finished and r.gen_iters == r.gen_iters:
+                more.append(Need("iterations", 2 * int(r.gen_iters), "claims 2/3: seeds not converged"))
+            needs[i] = (list(r.needs) if r.state == "undecided" else []) + more
+            states[i] = "undecided"
+    st["state"], st["needs"] = states, needs
+    return st, [*v1, *v2, *v3]
+
+
+def _trial(cfg: dict):
+    from study.config import load_trial_config, with_legacy
+    from study.spec import Trial
+    return Trial(load_trial_config(with_legacy(cfg)), {})
+
+
+def apply(run, actions: list[Action], out) -> tuple[list[dict], dict[str, str], list[str]]:
+    """New trials' configs, extensions {short id: long id}, and one line per action, from this round's plan."""
+    from study.rundir import read_config
+    from study.report.cells import flatten  # noqa: F401  (the report's view of a config)
+    t = run.trials[run.trials["status"] != "extended"]
+    added, extended, lines = [], {}, []
+    for a in actions:
+        rows = t[(t["group"] == a.group) & ((t["loss"] == a.loss) if a.loss else t["in_verdict"].astype(bool))]
+        if a.kind == "iterations":
+            for tid in rows["trial_id"]:
+                cfg, _ = read_config(out / tid)
+                long = {**cfg, "train": {**cfg["train"], "gen_iters": a.target}}
+                new = _trial(long)
+                added.append(new.config.resolved())
+                extended[tid] = new.id
+            lines.append(f"{a.group}: every cell trained to {a.target} generator iterations ({len(rows)} trials "
+                         f"continued from their last checkpoint) — {a.why}")
+        else:
+            cfg, _ = read_config(out / rows["trial_id"].iloc[0])
+            seeds = sorted(int(s) for s in rows["seed"])
+            free = [s for s in range(max(seeds) + 1 + a.target) if s not in seeds][: a.target - len(seeds)]
+            added += [_trial({**cfg, "seed": s}).config.resolved() for s in free]
+            lines.append(f"{rows['cell'].iloc[0]}: seeds {', '.join(map(str, free))} ({len(seeds)} → {a.target}) — {a.why}")
+    return added, extended, lines
+
+
+def run_adaptive(args, name: str, trials: list, out) -> Optional[dict]:
+    """Rounds until every claim is decided or a limit is hit; adaptive.json records each round before it runs
+    (so the same command resumes it) and its verdicts after. Returns the last round's status counts."""
+    import sys
+    import time
+    from collections import Counter
+    from study.errors import UserError
+    from study.report.load import load_run
+    from study.rundir import mark_extended, read_adaptive, write_adaptive
+    from study.sweep import execute
+    from study.trial import extend
+    d = _design(args)
+    want = {"max_seeds": d.seeds, "extensions": d.looks - 1}
+    doc, problem = read_adaptive(out)
+    if problem:
+        raise UserError(f"{out}: {problem}; move it aside to start the adaptive run anew")
+    if doc and doc["design"] != want:
+        raise UserError(f"{out}/adaptive.json: this run was started with --max-seeds {doc['design']['max_seeds']} "
+                        f"--extensions {doc['design']['extensions']}; resume it with the same values, or choose "
+                        "another --out")
+    doc = doc or {"design": want, "rounds": []}
+    say = lambda text: print(f"[{name}] {text}", file=sys.stderr)  # noqa: E731
+    active = {t.id: t for t in trials}
+    for r in doc["rounds"][1:]:  # replay the recorded rounds: the same trials, whatever was decided since
+        for short in r["extended"]:
+            active.pop(short, None)
+        active.update({(t := _trial(c)).id: t for c in r["added"]})
+    if not doc["rounds"]:
+        doc["rounds"].append({"round": 1, "added": [], "extended": {}, "why": ["the spec's trials"]})
+    t0, counts = time.monotonic(), Counter()
+    while True:
+        rnd = doc["rounds"][-1]
+        write_adaptive(out, doc)
+        for short, long in rnd["extended"].items():  # continue each short trial, exactly (study/trial.extend)
+            (out / long).mkdir(parents=True, exist_ok=True)
+            extend(out / short, out / long)
+            mark_extended(out / short, long)
+        say(f"round {rnd['round']}: {len(active)} trials; " + "; ".join(rnd["why"]))
+        counts = execute(args, f"{name} round {rnd['round']}", list(active.values()), out)
+        if counts is None:
+            return None
+        run = load_run(out)
+        states, verdicts = open_cells(run)
+        wall = float(run.trials["wall_s"].astype(float).sum())
+        rnd.update(verdicts={v.key: v.verdict for v in verdicts}, trial_wall_s=round(wall, 1),
+                   seeds=int(states["n"].sum()), gen_iters=int((states["gen_iters"].fillna(0) * states["n"]).sum()))
+        stop = None
+        if all(v.verdict != "inconclusive" for v in verdicts):
+            stop = "every claim is decided"
+        elif args.max_hours and time.monotonic() - t0 > args.max_hours * 3600:
+            stop = f"--max-hours {args.max_hours:g} reached"
+        elif len(doc["rounds"]) >= MAX_ROUNDS:
+            stop = f"{MAX_ROUNDS} rounds"
+        if stop is None:
+            start = {g: int(doc.get("start_iters", {}).get(g, v)) for g, v in states.groupby("group")["gen_iters"].min().items()}
+            doc["start_iters"] = start
+            actions = plan(states, d, start)
+            if not actions:
+                stop = (f"limits reached: the open cells have {d.seeds} seeds (--max-seeds) or {d.looks - 1} "
+                        "doubling(s) of their iterations, or need what a round cannot give (more samples)")
+        if stop:
+            rnd["stop"] = stop
+            doc["stopped"] = stop
+            write_adaptive(out, doc)
+            say(f"stopped after round {rnd['round']}: {stop}; " +
+                ", ".join(f"{k} {v}" for k, v in rnd["verdicts"].items()))
+            return counts
+        added, extended, lines = apply(run, actions, out)
+        for short in extended:
+            active.pop(short, None)
+        active.update({(t := _trial(c)).id: t for c in added})
+        doc["rounds"].append({"round": rnd["round"] + 1, "added": added, "extended": extended, "why": lines})

@@ -1,0 +1,56 @@
+"""The story of an --until-decided run (study/adaptive.py): what each round added, to which cells, and why, the
+verdicts after it, and a figure of verdict state against compute spent. Read from adaptive.json."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+STATE_Y = {"supported": 1, "inconclusive": 0, "not supported": -1}
+
+
+def rounds_table(run) -> pd.DataFrame:
+    if not run.adaptive:
+        return pd.DataFrame()
+    rows = []
+    for r in run.adaptive["rounds"]:
+        rows.append({"round": r["round"], "trials added": len(r.get("added", [])),
+                     "trials continued": len(r.get("extended", {})), "why": " | ".join(r.get("why", [])),
+                     "seeds after": r.get("seeds"), "trial hours after": round(r.get("trial_wall_s", 0) / 3600, 2),
+                     **{k: v for k, v in (r.get("verdicts") or {}).items()}, "stopped": r.get("stop", "")})
+    return pd.DataFrame(rows)
+
+
+def rounds_figure(table: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
+    claims = [c for c in table.columns if c.startswith("claim")]
+    if table.empty or not claims:
+        return []
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.55 * len(claims)))
+    for i, c in enumerate(claims):
+        x, v = table["trial hours after"], table[c].fillna("inconclusive")
+        ax.plot(x, [i] * len(x), color="0.8", lw=1, zorder=1)
+        for xx, vv in zip(x, v):
+            ax.scatter(xx, i, s=90, zorder=2, color={"supported": "seagreen", "not supported": "firebrick"}.get(vv, "0.6"),
+                       marker={"supported": "^", "not supported": "v"}.get(vv, "o"))
+    ax.set_yticks(range(len(claims)), claims)
+    ax.set_xlabel("compute spent: trial hours summed (round by round)")
+    ax.set_title("Verdicts after each round: ▲ supported, ▼ not supported, ● inconclusive", fontsize=10)
+    fig.tight_layout()
+    path = out / "rounds.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [(path, "Verdict of each claim after each round of the adaptive run, against the compute spent so far.")]
+
+
+def rounds_blocks(run, table: pd.DataFrame, figs: list) -> list[tuple]:
+    if table.empty:
+        return []
+    d = run.adaptive["design"]
+    stopped = run.adaptive.get("stopped") or "not yet (running, or interrupted: run the same command again)"
+    return [("h", 2, "Rounds (--until-decided)"),
+            ("p", f"Design: every cell may reach {d['max_seeds']} seeds and {d.get('extensions', 0)} doubling(s) of its "
+                  f"generator iterations; every cell is decided at that design size and at α = {run.design.alpha:.3g} "
+                  f"(α split over the iteration budgets). Stopped: {stopped}."),
+            ("table", table, "What each round added, to which cells, and why; the verdicts after it")] + \
+        [("img", p, c) for p, c in figs]
