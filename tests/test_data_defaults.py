@@ -170,4 +170,4 @@ def test_the_report_says_which_defaults_came_from_the_data(tmp_path):
     for seed in (0, 1):
         add(tmp_path / "b", seed, "ring8", wgan_gp={"gp_weight": 10.0})
     assert paper_deviations(load_run(tmp_path / "b")) == [
-        "WGAN-GP cells in the verdicts use `wgan_gp.gp_weight` = 10.0; the paper used 0.1."]
+        "WGAN-GP cells in the verdicts use `wgan_gp.gp_weight` = 10.0; the published setting on points is 0.1."]

@@ -98,15 +98,18 @@ def paper_deviations(run) -> list[str]:
     """Settings of verdict cells that differ from the paper's (e.g. a sweep whose base sets WGAN to
     Adam): the verdicts then test the claim under those settings, and the reader must know. The paper's
     value is the one for each trial's data (WGAN-GP's λ: 10 on images, 0.1 on points)."""
-    got: dict[tuple[str, str], set] = {}  # (key, the paper's value) -> values used instead
+    generic = paper_settings()
+    got: dict[tuple[str, str, str], set] = {}  # (key, the published value, its words) -> values used instead
     used = run.trials[run.trials["in_verdict"]]
     for tid, loss, data in zip(used["trial_id"], used["loss"], used["data"]):
         c = run.configs.get(tid, {})
         for key, want in paper_settings(data).items():
             if key.split(".", 1)[0] == loss and key in c and norm(c[key]) != want:
-                got.setdefault((key, want), set()).add(str(c[key]))
+                words = "the paper used" if want == generic[key] else \
+                    f"the published setting on {DATASETS.get(data).kind} is"
+                got.setdefault((key, want, words), set()).add(str(c[key]))
     return [f"{LABEL.get(key.split('.', 1)[0], key)} cells in the verdicts use `{key}` = {', '.join(sorted(vals))}; "
-            f"the paper used {json.loads(want)}." for (key, want), vals in sorted(got.items())]
+            f"{words} {json.loads(want)}." for (key, want, words), vals in sorted(got.items())]
 
 
 def defaults_lines(run) -> list[str]:
@@ -126,9 +129,9 @@ def defaults_lines(run) -> list[str]:
         for key, value in data_defaults({"data": {"name": data}}).items():
             at = {k: norm(v) for k, v in full.items() if k == key or k.startswith(key + ".")}  # backbone: G and D
             have = [tid for tid in tids if at.keys() <= run.configs.get(tid, {}).keys()]
-            n = sum(all(norm(run.configs[tid][k]) == v for k, v in at.items()) for tid in have)
-            if n:
-                used.append(f"{key}={value}" + ("" if n == len(have) else f" ({n} of {len(have)} trials)"))
+            hits = sum(all(norm(run.configs[tid][k]) == v for k, v in at.items()) for tid in have)
+            if hits:
+                used.append(f"{key}={value}" + ("" if hits == len(have) else f" ({hits} of {len(have)} trials)"))
         if used:
             lines.append(f"Defaults from the data: {', '.join(used)} ({data} is {DATASETS.get(data).kind}; "
                          "applied where a spec leaves them unset)")
