@@ -8,7 +8,7 @@ estimate it reads off the critic loss, and how it is labelled. Each algorithm is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -32,6 +32,11 @@ class Algorithm:
     wasserstein: bool                           # a Wasserstein variant: judged against the GAN by every claim
     reference: str                              # where the defaults come from
     critic_norm: Callable[[OptimSettings], str] = field(default=lambda s: "batch")
+    # settings whose published value depends on the kind of data ("points" / "image", a data set's registration):
+    # {kind: {setting: value}}, applied where a trial leaves the setting unset (study.config.data_defaults); the
+    # settings class holds the value for every other kind. by_data_reference says where these values come from.
+    by_data: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    by_data_reference: str = ""
 
     def critic_updates(self, s: OptimSettings) -> float:
         """Critic updates per generator iteration in steady state (relative cost, sweep ordering)."""

@@ -1,8 +1,14 @@
-"""Typed trial configuration: every default of the study lives here, and nowhere else.
+"""Typed trial configuration: every default of the study lives here, or is applied here.
 
 A trial is fully described by a `TrialConfig`. Configs are validated at load (unknown keys,
 wrong types and unknown names are errors) and the resolved config is written beside every
 result, so any number in any table can be traced back to what produced it.
+
+The defaults below are the paper's image setup (DCGAN, nz 100); each algorithm's section defaults to its
+paper's settings. Where the data decides a setting, `data_defaults` fills it in at validation, before these
+defaults, for every key a trial leaves unset: the data set's registration (study/data.py; 2-D points: backbone
+mlp, model.nz 2) and an algorithm's published value for that kind of data (its registration's `by_data`:
+WGAN-GP's λ = 0.1 on points). A value the user sets always wins, even one equal to the generic default.
 """
 from __future__ import annotations
 
@@ -59,7 +65,7 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    nz: Int = Field(100, gt=0)                    # noise dimension (the toys use 2)
+    nz: Int = Field(100, gt=0)                    # noise dimension (points data: 2, see data_defaults)
     width: Int = Field(64, gt=0)                  # DCGAN ngf = ndf
     mlp_width: Int = Field(512, gt=0)             # the paper's MLP: 4 x 512
     extra_layers: Int = Field(0, ge=0)            # DCGAN extra 3x3 conv layers (reference code's --n_extra_layers)
@@ -121,7 +127,7 @@ class LogConfig(_Strict):
 
 class _TrialBase(_Strict):
     loss: str = "wgan"                            # an algorithm of lightning_modules.ALGORITHMS
-    backbone: BackbonePair = Field("dcgan", validate_default=True)  # a name means both G and D
+    backbone: BackbonePair = Field("dcgan", validate_default=True)  # a name means both G and D; points: mlp
     seed: Int = Field(0, ge=0)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -133,6 +139,15 @@ class _TrialBase(_Strict):
     class_weight: Float = Field(1.0, ge=0)
     log: LogConfig = LogConfig()                  # what a trial logs besides metrics.csv; never changes a result
     # + one section per registered algorithm (its settings, defaults = its paper's), added below
+
+    @model_validator(mode="before")
+    @classmethod
+    def _data_decides(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        for key, value in data_defaults(raw).items():
+            raw = _with(raw, key, value)
+        return raw
 
     @field_validator("loss")
     @classmethod
@@ -195,6 +210,50 @@ class _TrialBase(_Strict):
         digest = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
         bb = self.backbone.label.replace("/", "-")
         return f"{'ac' if self.conditional else ''}{self.loss}_{bb}_{self.data.name}_s{self.seed}_{digest}"
+
+
+_UNSET = object()
+
+
+def _given(raw: Any, key: str) -> Any:
+    """What `raw` (settings as given, before validation) sets at the dotted `key`, or _UNSET."""
+    node = raw
+    for part in key.split("."):
+        if isinstance(node, BaseModel):  # a section passed as a model: only the fields it was given
+            node = node.model_dump(exclude_unset=True)
+        if not isinstance(node, dict) or part not in node:
+            return _UNSET
+        node = node[part]
+    return node
+
+
+def _with(raw: dict, key: str, value: Any) -> dict:
+    """A copy of `raw` with the dotted `key` set (sections copied, never changed in place); a section of the
+    wrong type is left for validation to report."""
+    head, _, rest = key.partition(".")
+    if not rest:
+        return {**raw, head: value}
+    sub = raw.get(head, {})
+    sub = sub.model_dump(exclude_unset=True) if isinstance(sub, BaseModel) else sub
+    return {**raw, head: _with(sub, rest, value)} if isinstance(sub, dict) else raw
+
+
+def data_defaults(raw: Any) -> dict[str, Any]:
+    """{dotted key: value}: what the data decides among the settings `raw` (a trial's settings as given) leaves
+    unset. First the data set's registration (2-D points: backbone mlp, model.nz 2), then each algorithm's
+    published value for that kind of data (WGAN-GP: λ = 0.1 on points). A key the user set, even to the
+    generic default, is never in it; nothing is while the data name is unknown (validation reports that).
+    The one place these defaults are applied (TrialConfig's validation) and read back (the report's setup)."""
+    from study.data import DATASETS
+    name = _given(raw, "data.name")
+    name = DataConfig.model_fields["name"].default if name is _UNSET else name
+    if not isinstance(name, str) or name not in DATASETS:
+        return {}
+    info = DATASETS.get(name)
+    decided = dict(info.defaults)
+    for loss, algo in ALGORITHMS.items():
+        decided.update({f"{loss}.{k}": v for k, v in algo.by_data.get(info.kind, {}).items()})
+    return {k: v for k, v in decided.items() if _given(raw, k) is _UNSET}
 
 
 # Keys that say how a trial runs, not what it computes (what it logs; eager or compiled updates, equal within

@@ -8,10 +8,9 @@ from typing import Optional
 
 import pandas as pd
 
-from lightning_modules import ALGORITHMS
 from study.io import ensure_dir
 from study.report import compute, doc, provenance, sections
-from study.report.cells import LABEL, LOSS_ORDER, PAPER_SETTINGS, flatten
+from study.report.cells import PAPER_SETTINGS, flatten
 from study.report.load import STATUSES, ReportError, Run, load_run
 
 
@@ -46,8 +45,7 @@ def setup_blocks(run: Run, tabs: dict) -> list[tuple]:
                     + "); the other values are shown as ablations."
                     + (f" Also varied, but fixed within each loss × data × backbone (so splitting nothing): "
                        f"{', '.join(f'`{k}`' for k in run.tied)}." if run.tied else ""))]
-    present = [n for n in LOSS_ORDER if (t["loss"] == n).any()]
-    blocks.append(("ul", [f"{LABEL[n]}: defaults from {ALGORITHMS.get(n).reference}" for n in present]))
+    blocks.append(("ul", compute.defaults_lines(run)))
     notes = run.notes + compute.paper_deviations(run)
     if notes:
         blocks.append(("ul", [f"**Note:** {n}" for n in notes]))

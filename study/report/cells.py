@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from lightning_modules import ALGORITHMS
+from study.config import data_defaults
 from study.data import DATASETS
 from study.metrics import QUALITY, label, quality_metric
 
@@ -53,9 +54,14 @@ def norm(v: Any) -> str:
 PAPER_SETTINGS = {n: a.settings().model_dump(mode="json", include=set(a.paper_keys)) for n, a in ALGORITHMS.items()}
 
 
-def paper_settings() -> dict[str, str]:
-    """{'wgan.clip': '0.01', ...} as normalised values, comparable with flattened configs."""
-    return {k: norm(v) for k, v in flatten(PAPER_SETTINGS).items()}
+def paper_settings(data: Any = None) -> dict[str, str]:
+    """{'wgan.clip': '0.01', ...} as normalised values, comparable with flattened configs. With `data`, a data
+    set's name: the published values for its kind of data where they differ (WGAN-GP's λ on points), as
+    study.config.data_defaults applies them."""
+    flat = flatten(PAPER_SETTINGS)
+    if data in DATASETS:
+        flat.update({k: v for k, v in flatten(data_defaults({"data": {"name": data}})).items() if k in flat})
+    return {k: norm(v) for k, v in flat.items()}
 
 
 def splitting_keys(trials: pd.DataFrame, configs: dict[str, dict], varied: list[str]) -> tuple[list, list]:
@@ -81,11 +87,11 @@ def assign_cells(trials: pd.DataFrame, configs: dict[str, dict], varied: list[st
                         in_verdict=pd.Series(dtype=bool), cell=pd.Series(dtype=object))
     loss_keys = [k for k in varied if k.startswith(LOSS_SECTIONS)]
     shared_keys = [k for k in varied if not k.startswith(LOSS_SECTIONS)]
-    defaults = paper_settings()
-    # A swept loss-section key enters verdicts only at the paper's value, when that value was swept;
-    # the other values are ablations (e.g. WGAN with Adam, which the paper reports as unstable).
+    # A swept loss-section key enters verdicts only at the paper's value (for that data), when that value was
+    # swept; the other values are ablations (e.g. WGAN with Adam, which the paper reports as unstable).
     present = {k: {norm(c[k]) for c in configs.values() if k in c} for k in loss_keys}
-    restrict = {k: defaults[k] for k in loss_keys if defaults.get(k) in present[k]}
+    restrict = {(d, k): v for d in set(t["data"]) for k, v in paper_settings(d).items()
+                if k in loss_keys and v in present[k]}
     hues, groups, verdict = [], [], []
     for _, r in t.iterrows():
         c = configs.get(r["trial_id"], {})
@@ -96,7 +102,7 @@ def assign_cells(trials: pd.DataFrame, configs: dict[str, dict], varied: list[st
         shared = ", ".join(f"{k}={c.get(k, '?')}" for k in shared_keys)
         hues.append(hue)
         groups.append(f"{r['data']} · {r['backbone']}" + (f" · {shared}" if shared else ""))
-        verdict.append(all(norm(c[k]) == restrict[k] for k in own if k in restrict))
+        verdict.append(all(norm(c[k]) == restrict[(r["data"], k)] for k in own if (r["data"], k) in restrict))
     t["hue"], t["group"], t["in_verdict"] = hues, groups, verdict
     t["cell"] = t["group"] + " · " + t["hue"]
     t["_lo"] = t["loss"].map(LOSS_ORDER).fillna(9)

@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from study.report.cells import LABEL, PAPER_SETTINGS, cells, ids, norm, paper_settings
-from study.report.cells import flatten
+from lightning_modules import ALGORITHMS
+from study.config import TrialConfig, data_defaults
+from study.data import DATASETS
+from study.report.cells import LABEL, LOSS_ORDER, cells, flatten, ids, norm, paper_settings
 from study.report.load import STATUSES
 
 
@@ -94,15 +96,43 @@ def wall_summary(run) -> str:
 
 def paper_deviations(run) -> list[str]:
     """Settings of verdict cells that differ from the paper's (e.g. a sweep whose base sets WGAN to
-    Adam): the verdicts then test the claim under those settings, and the reader must know."""
-    lines = []
-    paper = paper_settings()
+    Adam): the verdicts then test the claim under those settings, and the reader must know. The paper's
+    value is the one for each trial's data (WGAN-GP's λ: 10 on images, 0.1 on points)."""
+    generic = paper_settings()
+    got: dict[tuple[str, str, str], set] = {}  # (key, the published value, its words) -> values used instead
     used = run.trials[run.trials["in_verdict"]]
-    for key, want in paper.items():
-        loss = key.split(".", 1)[0]
-        got = {str(run.configs[tid][key]) for tid in used[used["loss"] == loss]["trial_id"]
-               if key in run.configs.get(tid, {}) and norm(run.configs[tid][key]) != want}
-        if got:
-            lines.append(f"{LABEL.get(loss, loss)} cells in the verdicts use `{key}` = {', '.join(sorted(got))}; the paper "
-                         f"used {flatten(PAPER_SETTINGS)[key]}.")
+    for tid, loss, data in zip(used["trial_id"], used["loss"], used["data"]):
+        c = run.configs.get(tid, {})
+        for key, want in paper_settings(data).items():
+            if key.split(".", 1)[0] == loss and key in c and norm(c[key]) != want:
+                words = "the paper used" if want == generic[key] else \
+                    f"the published setting on {DATASETS.get(data).kind} is"
+                got.setdefault((key, want, words), set()).add(str(c[key]))
+    return [f"{LABEL.get(key.split('.', 1)[0], key)} cells in the verdicts use `{key}` = {', '.join(sorted(vals))}; "
+            f"{words} {json.loads(want)}." for (key, want, words), vals in sorted(got.items())]
+
+
+def defaults_lines(run) -> list[str]:
+    """Where the defaults came from: each algorithm's registration (and its value for the kinds of data run, where
+    that differs), then per data set the settings its data decides (study.config.data_defaults) that trials use."""
+    t = run.trials
+    lines = []
+    for n in [n for n in LOSS_ORDER if (t["loss"] == n).any()]:
+        algo = ALGORITHMS.get(n)
+        kinds = {DATASETS.get(d).kind for d in set(t.loc[t["loss"] == n, "data"]) if d in DATASETS}
+        lines.append(f"{LABEL[n]}: defaults from {algo.reference}"
+                     + (f"; {algo.by_data_reference}" if kinds & set(algo.by_data) else ""))
+    for data in sorted(d for d in set(t["data"]) if d in DATASETS):
+        full = flatten(TrialConfig.model_validate({"data": {"name": data}}).model_dump(mode="json"))
+        tids = list(t.loc[t["data"] == data, "trial_id"])
+        used = []
+        for key, value in data_defaults({"data": {"name": data}}).items():
+            at = {k: norm(v) for k, v in full.items() if k == key or k.startswith(key + ".")}  # backbone: G and D
+            have = [tid for tid in tids if at.keys() <= run.configs.get(tid, {}).keys()]
+            hits = sum(all(norm(run.configs[tid][k]) == v for k, v in at.items()) for tid in have)
+            if hits:
+                used.append(f"{key}={value}" + ("" if hits == len(have) else f" ({hits} of {len(have)} trials)"))
+        if used:
+            lines.append(f"Defaults from the data: {', '.join(used)} ({data} is {DATASETS.get(data).kind}; "
+                         "applied where a spec leaves them unset)")
     return lines
