@@ -33,7 +33,7 @@ RESULT_SCHEMA = {
     "compile": ((str, type(None)), False), "versions": ((dict,), False), "resumed_from": ((int,), False),
     "final": ((dict,), False), "correlation": ((dict,), False), "eval_info": ((dict,), False),
     "crosscheck": ((dict,), False), "noise": ((dict,), False), "provenance": ((dict,), False),
-    "config": ((dict,), False), "final_error": ((str,), False),
+    "config": ((dict,), False), "final_error": ((str,), False), "threads": ((dict,), False),
 }
 
 
@@ -62,8 +62,9 @@ def result_problems(res: dict) -> Iterator[str]:
     if res.get("status") == "diverged" and not isinstance(res.get("diverged_at"), int):
         yield "diverged without 'diverged_at'"
     iters = get_dotted(res.get("config") or {}, "train.gen_iters")
-    if res.get("status") == "completed" and isinstance(iters, int) and res.get("gen_iters") != iters:
-        yield f"completed at generator iteration {res.get('gen_iters')} of {iters}"
+    done = res.get("gen_iters")
+    if res.get("status") == "completed" and isinstance(iters, int) and isinstance(done, int) and done != iters:
+        yield f"completed at generator iteration {done} of {iters}"
 
 
 def metrics_problem(trial_dir: Path) -> Optional[str]:
