@@ -2,6 +2,7 @@
 their ids, evaluations too large for memory or longer than training, one worker set-up for both executors.
 Tiny CPU trials, seconds each."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -234,3 +235,101 @@ def test_verify_bad_input_is_exit_2(tmp_path, capsys):
     assert verify(capsys, tmp_path / "nope") == (BAD_INPUT, "", f"{tmp_path / 'nope'}: no such run directory\n")
     assert verify(capsys, tmp_path) == (BAD_INPUT, "", f"{tmp_path}: not a run directory (no sweep.yaml, no trial "
                                                        "directory)\n")
+
+
+# ------------------------------------------------------------------------------------- 3. evaluation size
+def test_an_evaluation_that_cannot_fit_in_memory_is_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
+    from study.eval import budget
+    from study.spec import load_spec
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "x.yaml"
+    spec.write_text("name: t\nbase: {data: {name: mnist5k, image_size: 16}, backbone: dcgan}\ngrid: {loss: [wgan]}\n")
+    monkeypatch.setattr(budget, "available_memory", lambda: 16 * 2 ** 30)
+    assert sweep_mod.main([str(spec), "--set", "base.eval.num_samples=50000000"]) == BAD_INPUT
+    # 50e6 x (256 px x 4 bytes x 3 copies + 256 uint8 + 74 domain floats x 4 bytes) = 181.2e9 bytes
+    assert one_line(capsys.readouterr().err) == (
+        f"{spec}: eval.num_samples: 50,000,000 samples (mnist5k 16x16 images, extractors: domain) need about "
+        "168.8 GiB per evaluation, more than the 16.0 GiB of memory available; lower eval.num_samples")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.yaml"]
+    cfg = load_spec(spec, ["base.eval.num_samples=2000", "base.eval.extractors=[domain, inception]"])[1][0].config
+    assert budget.eval_bytes(cfg) == 2000 * (256 * 4 * 3 + 256 + (74 + 3056) * 4)
+    budget.check_eval_memory([cfg], "x", available=budget.eval_bytes(cfg))  # exactly fits: allowed
+
+
+def test_a_long_evaluation_is_announced_and_compared_with_training(tmp_path, tiny, capsys, monkeypatch):
+    from study.config import TrialConfig
+    from study.eval import budget
+    from study.trial import WorkerContext, run_trial
+    calls = []
+
+    def probe(module, evaluator, n):  # the real one, recorded; then pretend each evaluation takes 100 s
+        calls.append((n, real_probe(module, evaluator, n)))
+        return 100.0
+    real_probe = budget.probe_seconds
+    monkeypatch.setattr(budget, "probe_seconds", probe)
+    cfg = TrialConfig.model_validate(tiny(train__gen_iters=12, eval__every=6))
+    res = run_trial(cfg, tmp_path / "t", ctx=WorkerContext())
+    assert res["status"] == "completed" and len(calls) == 1 and calls[0][0] == 200 and calls[0][1] > 0
+    long = "each evaluation of 200 samples will take about 100 s (timed on one batch); lower eval.num_samples for " \
+           "shorter ones"
+    notes = res["eval_info"]["notes"]
+    assert notes[0] == long and notes[1].startswith("an evaluation (200 samples, about 100.0 s) takes longer than "
+                                                    "the 6 generator iterations between two (about ")
+    assert notes[1].endswith(" s); raise eval.every or lower eval.num_samples")
+    assert capsys.readouterr().err.splitlines() == [f"[t] {n}" for n in notes]
+    monkeypatch.setattr(budget, "probe_seconds", real_probe)  # the real estimate of a tiny evaluation: no word
+    res = run_trial(cfg, tmp_path / "u", ctx=WorkerContext())
+    assert res["eval_info"]["notes"] == [] and capsys.readouterr().err == ""
+
+
+def test_probe_times_one_batch_and_scales_it():
+    from study.eval.budget import PROBE_SAMPLES, probe_seconds
+
+    class Module:
+        def sample(self, n):
+            asked.append(n)
+            time.sleep(0.01)
+            return None
+    asked = []
+    assert probe_seconds(Module(), None, 100 * PROBE_SAMPLES) >= 100 * 0.01 and asked == [PROBE_SAMPLES]
+
+
+# ------------------------------------------------------------------------------------- 4. worker set-up
+def test_setup_worker_limits_every_pool_and_picks_the_gpu():
+    code = ("from study.worker import setup_worker, worker_threads; import numpy; "
+            "print(setup_worker(1, 'cuda:3')); import os; print(os.environ['CUDA_VISIBLE_DEVICES']); "
+            "print(worker_threads())")
+    p = subprocess.run([sys.executable, "-c", code], env=env(), capture_output=True, text=True, timeout=120)
+    device, visible, threads = p.stdout.splitlines()
+    assert (device, visible) == ("cuda:0", "3"), p.stderr
+    assert eval(threads) == {"torch": 1, "blas": 1, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                             "MKL_NUM_THREADS": "1"}
+
+
+def test_a_local_worker_records_its_threads(tmp_path):
+    spec, out = tmp_path / "t.yaml", tmp_path / "run"
+    spec.write_text(SPEC)
+    p = subprocess.run(cmd(spec, "--out", out, "--workers", "2", "--set", "grid.seed=[0]"), env=env(),
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == OK, p.stderr
+    (res,) = [json.loads(r.read_text()) for r in out.glob("*/result.json")]
+    threads = max(1, (os.cpu_count() or 1) // 2)  # cores divided between the 2 workers (1 here: one trial)
+    assert res["threads"] == {"torch": threads, "blas": threads, **dict.fromkeys(
+        ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), str(threads))}
+
+
+def test_a_ray_actor_records_the_same_threads(tmp_path, tiny):
+    ray = pytest.importorskip("ray")
+    from study.config import TrialConfig
+    from study.ray_executor import TrialActor
+    cfg = TrialConfig.model_validate(tiny(train__gen_iters=2))
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        actor = ray.remote(num_cpus=1)(TrialActor).remote(1, None)
+        assert ray.get(actor.run.remote(cfg.trial_id(), cfg.model_dump(mode="json"), str(tmp_path / "t"), "cpu"),
+                       timeout=300) == "completed"
+    finally:
+        ray.shutdown()
+    res = json.loads((tmp_path / "t" / "result.json").read_text())
+    assert res["threads"] == {"torch": 1, "blas": 1, **dict.fromkeys(
+        ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")}
