@@ -10,12 +10,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 
+from lightning_modules import ALGORITHMS
 from study.errors import UserError
 from study.io import atomic_path, write_json, write_yaml
 from study.spec import varied_value
@@ -26,6 +28,8 @@ CONFIG, RESULT, METRICS = "config.yaml", "result.json", "metrics.csv"
 SAMPLES, CHECKPOINTS, FINAL_SAMPLES = "samples", "checkpoints", "samples.npz"
 TRIAL_FILES = (RESULT, CONFIG, METRICS)
 ID_MISMATCH = f"{CONFIG} does not hash to the trial id"  # how every reader names a config edited after the run
+# a trial id (study/config.py TrialConfig.trial_id): [ac]<loss>_<backbone>_<data>_s<seed>_<8 hex digits of the hash>
+ID_RE = re.compile(rf"^(?:ac)?(?:{'|'.join(map(re.escape, ALGORITHMS.names()))})_[^_]+_.+_s\d+_[0-9a-f]{{8}}$")
 DAMAGED = ".damaged"  # suffix of a trial file set aside by the sweep (kept for inspection, never read again)
 
 STATUSES = ("completed", "diverged", "failed")  # what a trial's result.json can say
@@ -139,6 +143,12 @@ def read_config(trial_dir: Path, result: Optional[dict] = None) -> tuple[Optiona
     return (copy if isinstance(copy, dict) else None), problem
 
 
+def named_as_trial(trial_dir: Path) -> bool:
+    """Is the directory named as a sweep names trials (`..._s<seed>_<8 hex digits>`)? Readers check such a
+    name against its config; a directory a user named by hand claims no id (study.verify still flags it)."""
+    return ID_RE.search(Path(trial_dir).name) is not None
+
+
 def id_mismatch(trial_dir: Path, cfg: Optional[dict]) -> Optional[str]:
     """None when `cfg` (a trial's config as any version wrote it) hashes to the trial directory's name the way
     a sweep names trials (TrialConfig.trial_id, the keys it predates filled by with_legacy); else what is
@@ -163,7 +173,8 @@ def trusted_result(trial_dir: Path) -> tuple[Optional[dict], Optional[str], tupl
     res, problem = load_result(trial_dir)
     if problem:
         return None, problem, (RESULT,)
-    mismatch = id_mismatch(trial_dir, read_config(trial_dir, res)[0]) if res is not None else None
+    checked = res is not None and named_as_trial(trial_dir)
+    mismatch = id_mismatch(trial_dir, read_config(trial_dir, res)[0]) if checked else None
     return (None, mismatch, (RESULT, CONFIG)) if mismatch else (res, None, ())
 
 
@@ -223,7 +234,7 @@ def trial_row(tdir: Path, axes: list[str]) -> dict:
     """One trial's row; status `incomplete` until a readable result.json exists."""
     res, problem = load_result(tdir)
     cfg, cfg_problem = read_config(tdir, res)  # e.g. damaged: the result keeps a copy of the config
-    mismatch = id_mismatch(tdir, cfg) if res is not None else None
+    mismatch = id_mismatch(tdir, cfg) if res is not None and named_as_trial(tdir) else None
     if mismatch:  # a config edited after the run: neither its values nor the numbers are shown
         res, cfg, problem = None, None, mismatch
     cfg = cfg or {}

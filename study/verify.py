@@ -90,8 +90,8 @@ def trial_problems(d: Path) -> Iterator[tuple[Path, str]]:
     if problem:
         yield d / RESULT, problem.removeprefix(f"{RESULT} ")
     cfg, cfg_problem = read_config(d)
-    if (d / CONFIG).exists() and cfg_problem:
-        yield d / CONFIG, cfg_problem
+    if cfg_problem and ((d / CONFIG).exists() or res is not None):
+        yield d / CONFIG, cfg_problem.removeprefix(f"{CONFIG} ")
     mismatch = id_mismatch(d, cfg) if cfg_problem is None else None
     if mismatch:
         yield d / CONFIG, mismatch.removeprefix(f"{CONFIG} ")

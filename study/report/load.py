@@ -21,8 +21,8 @@ from lightning_modules import ALGORITHMS
 from study import rundir
 from study.report.cells import as_float, assign_cells, flatten, splitting_keys
 from study.config import with_legacy
-from study.rundir import (ID_MISMATCH, REPORT_STATUSES, RESULT, Lock, id_mismatch, load_result, read_config, read_metrics,
-                          trial_dirs)
+from study.rundir import (ID_MISMATCH, REPORT_STATUSES, RESULT, Lock, id_mismatch, load_result, named_as_trial,
+                          read_config, read_metrics, trial_dirs)
 
 # Order used in every count table: terminal states first, then what never finished.
 STATUSES = REPORT_STATUSES
@@ -74,7 +74,7 @@ def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], l
     res, res_problem = load_result(d)
     cfg, cfg_problem = read_config(d, res)
     met, met_problem = read_metrics(d)
-    mismatch = id_mismatch(d, cfg) if res is not None else None
+    mismatch = id_mismatch(d, cfg) if res is not None and named_as_trial(d) else None
     if mismatch:  # set aside as a damaged result.json is: counted, but its config, numbers and curves unused
         res, cfg, met, res_problem = None, None, None, mismatch
     cfg = with_legacy(cfg) if cfg else cfg
