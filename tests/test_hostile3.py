@@ -158,6 +158,8 @@ def test_the_sweep_runs_an_edited_trial_again(small_run, tmp_path):
     assert yaml.safe_load((out / s0 / "config.yaml.damaged").read_text())["seed"] == 7
     row = pd.read_csv(out / "results.csv").set_index("trial_id").loc[s0]
     assert row["status"] == "completed" and row["seed"] == 0
+    from study.verify import verify
+    assert verify(out) == []  # resumed: its metrics.csv steps still increase, its checkpoints load
 
 
 def test_the_report_leaves_an_edited_config_out_with_a_note(small_run, tmp_path):

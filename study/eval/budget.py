@@ -55,9 +55,9 @@ def check_eval_memory(configs: Iterable[TrialConfig], where: str, available: Opt
     need, have = eval_bytes(worst), available_memory() if available is None else available
     if need > have:
         from study.data import DATASETS
-        side = worst.data.image_size
+        side, extractors = worst.data.image_size, ", ".join(sorted({"domain", *worst.eval.extractors}))
         kind = ("2-D points" if DATASETS.get(worst.data.name).kind == "points" else
-                f"{worst.data.name} {side}x{side} images, extractors: {', '.join(sorted({'domain', *worst.eval.extractors}))}")
+                f"{worst.data.name} {side}x{side} images, extractors: {extractors}")
         raise UserError(f"{where}: eval.num_samples: {worst.eval.num_samples:,} samples ({kind}) need about "
                         f"{gb(need)} per evaluation, more than the {gb(have)} of memory available; "
                         "lower eval.num_samples")
