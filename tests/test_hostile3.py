@@ -91,7 +91,6 @@ def test_a_large_grid_expands_in_seconds_to_the_same_trials(tmp_path):
     assert doc["base"] == {"data": {"name": "ring8"}, "backbone": "mlp"}  # the spec document is untouched
 
 
-@pytest.mark.slow
 def test_a_100k_grid_dry_run_lists_every_trial(tmp_path):
     spec = axes_spec(tmp_path, 5)
     t0 = time.perf_counter()
