@@ -123,12 +123,14 @@ def rebuilt_ids(spec: Path) -> set[str]:
     from study.spec import load_spec
     doc, trials = load_spec(spec)
     axes = {str(k) for block in ("grid", "zip") for k in (doc.get(block) or {})}
+
+    def set_by_spec(key: str) -> bool:  # an axis of its own or of its section, or a base setting
+        return key in axes or key.split(".")[0] in axes or get_dotted(doc["base"], key) is not None
     ids = set()
     for t in trials:
         ids.add(t.id)
         loss = t.config.loss
-        unset = {k: v for k, v in LEGACY.get(loss, {}).items()
-                 if f"{loss}.{k}" not in axes and loss not in axes and get_dotted(doc["base"], f"{loss}.{k}") is None}
+        unset = {k: v for k, v in LEGACY.get(loss, {}).items() if not set_by_spec(f"{loss}.{k}")}
         if unset:
             section = getattr(t.config, loss).model_copy(update=unset)
             ids.add(t.config.model_copy(update={loss: section}).trial_id())
