@@ -177,6 +177,9 @@ def test_the_report_leaves_an_edited_config_out_with_a_note(small_run, tmp_path)
     csv_row = ResultsTable(out).rows[s0]
     assert csv_row["status"] == "incomplete" and csv_row["seed"] is None and "eval/w1" not in csv_row
     assert [t.id for t in load_trials(out)] == [d.name for d in out.glob("*_s1_*")]  # the paper's reader
+    from study.report import build_report
+    md = (build_report(out, tmp_path / "report") / "REPORT.md").read_text()
+    assert "**Note:** 1 trial(s) left out, their config.yaml does not hash to their id" in md
 
 
 def test_legacy_configs_keep_matching_their_ids():
