@@ -1,6 +1,7 @@
 """Callbacks of a trial: evaluation and sample grids, atomic checkpoints, progress reports."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -30,14 +31,52 @@ class EvalCallback(pl.Callback):
         self.repeat: dict[str, float] = {}
         self.notes: list[str] = []  # what the evaluator noticed about this trial's samples
         self.crosscheck: dict = {}  # the final FID/KID once more, by torchmetrics (study/eval/crosscheck.py)
+        self.expected_s: Optional[float] = None  # an evaluation's time, from one timed batch (study/eval/budget.py)
+        self._probe = (0, 0.0, 0.0)  # (first timed iteration, its clock, evaluation seconds by then)
 
     def on_train_start(self, trainer: pl.Trainer, module: Any) -> None:
+        self._time_an_evaluation(module)
         if module.gen_iter == 0:  # a fresh start; a resumed trial already has its step-0 row
             self._evaluate(module)
             module.flush_row()
 
+    def _time_an_evaluation(self, module: Any) -> None:
+        """Before the first evaluation: its time from one timed batch, said at once when it is long."""
+        if self.evaluator is None:
+            return
+        from study.eval.budget import LONG_EVAL_S, probe_seconds
+        n = module.cfg.eval.num_samples
+        self.expected_s = probe_seconds(module, self.evaluator, n)
+        self._probe = (module.gen_iter + 1, 0.0, 0.0)  # timed from the end of the first iteration (warm-up)
+        if self.expected_s > LONG_EVAL_S:
+            self._say(f"each evaluation of {n:,} samples will take about {self.expected_s:,.0f} s (timed on one "
+                      "batch); lower eval.num_samples for shorter ones")
+
+    def _compare_with_training(self, module: Any) -> None:
+        """After TRAIN_PROBE_ITERS timed iterations: warn when an evaluation outlasts the training between two."""
+        from study.eval.budget import TRAIN_PROBE_ITERS
+        start, t0, eval0 = self._probe
+        if module.gen_iter == start:
+            self._probe = (start, time.perf_counter(), self.seconds)
+        elif module.gen_iter == start + TRAIN_PROBE_ITERS:
+            per_iter = (time.perf_counter() - t0 - (self.seconds - eval0)) / TRAIN_PROBE_ITERS
+            cfg = module.cfg
+            every = cfg.eval.every or cfg.train.gen_iters
+            if self.expected_s > per_iter * every:
+                self._say(f"an evaluation ({cfg.eval.num_samples:,} samples, about {self.expected_s:,.1f} s) takes "
+                          f"longer than the {every:,} generator iterations between two (about "
+                          f"{per_iter * every:,.1f} s); raise eval.every or lower eval.num_samples")
+            self.expected_s = None
+
+    def _say(self, text: str) -> None:
+        """A line on the worker's stderr (the sweep's terminal), kept in the trial's notes (result.json)."""
+        print(f"[{self.trial_dir.name}] {text}", file=sys.stderr, flush=True)
+        self.notes.append(text)
+
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *args: Any) -> None:
         cfg = module.cfg
+        if self.expected_s is not None:
+            self._compare_with_training(module)
         if is_eval_point(module.gen_iter, cfg.eval.every, cfg.train.gen_iters):
             self._evaluate(module)
 

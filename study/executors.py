@@ -83,20 +83,8 @@ def _worker(slot: Slot, cache_dir: Optional[str], conn: Connection) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     t0 = time.perf_counter()
     _die_with_parent()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # numpy/scipy BLAS too,
-        os.environ[var] = str(slot.threads)  # not only torch: set before either is imported
-    device = slot.device
-    if device.startswith("cuda"):  # before torch is imported: the worker sees exactly its GPU
-        os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":")[1]
-        device = "cuda:0"
-    import threading
-
-    import torch
-    import tqdm
-    torch.set_num_threads(slot.threads)
-    # tqdm (inside torch-fidelity) otherwise makes a multiprocessing semaphore, which a killed worker
-    # leaks: Python's resource tracker then warns about it after every interrupted sweep
-    tqdm.tqdm.set_lock(threading.RLock())
+    from study.worker import setup_worker
+    device = setup_worker(slot.threads, slot.device)  # what a Ray actor does too
     from study.cli import describe_os_error
     from study.config import TrialConfig
     from study.trial import WorkerContext, run_trial

@@ -70,8 +70,8 @@ class TrialActor:
     """A Ray actor running trials one after another (wrapped by ray.remote in run_ray)."""
 
     def __init__(self, threads: int, cache_dir: Optional[str]):
-        import torch
-        torch.set_num_threads(threads)
+        from study.worker import setup_worker
+        setup_worker(threads)  # what a local worker does too (Ray itself gives a GPU actor its GPU)
         from study.trial import WorkerContext
         self.ctx = WorkerContext(Path(cache_dir) if cache_dir else None)
         self.current: tuple[Optional[str], int] = (None, 0)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 
+from lightning_modules import ALGORITHMS
 from study.errors import UserError
 from study.io import atomic_path, write_json, write_yaml
 from study.spec import varied_value
@@ -27,6 +29,10 @@ SAMPLES, CHECKPOINTS, FINAL_SAMPLES = "samples", "checkpoints", "samples.npz"
 EXTENDED = "extended_to"        # in a finished trial continued by a longer one: the longer trial's id
 ADAPTIVE = "adaptive.json"      # an --until-decided run: its design and rounds (study/adaptive.py)
 TRIAL_FILES = (RESULT, CONFIG, METRICS)
+ID_MISMATCH = f"{CONFIG} does not hash to the trial id"  # how every reader names a config edited after the run
+# a trial id (study/config.py TrialConfig.trial_id): [ac]<loss>_<backbone>_<data>_s<seed>_<8 hex digits of the hash>
+ID_RE = re.compile(rf"^(?:ac)?(?:{'|'.join(map(re.escape, ALGORITHMS.names()))})_[^_]+_.+_s\d+_[0-9a-f]{{8}}$")
+DAMAGED = ".damaged"  # suffix of a trial file set aside by the sweep (kept for inspection, never read again)
 
 STATUSES = ("completed", "diverged", "failed")  # what a trial's result.json can say
 DONE = ("completed", "diverged")                # terminal states a resumed sweep skips
@@ -139,6 +145,66 @@ def read_config(trial_dir: Path, result: Optional[dict] = None) -> tuple[Optiona
     return (copy if isinstance(copy, dict) else None), problem
 
 
+def named_as_trial(trial_dir: Path) -> bool:
+    """Is the directory named as a sweep names trials (`..._s<seed>_<8 hex digits>`)? Readers check such a
+    name against its config; a directory a user named by hand claims no id (study.verify still flags it)."""
+    return ID_RE.search(Path(trial_dir).name) is not None
+
+
+def id_mismatch(trial_dir: Path, cfg: Optional[dict]) -> Optional[str]:
+    """None when `cfg` (a trial's config as any version wrote it) hashes to the trial directory's name the way
+    a sweep names trials (TrialConfig.trial_id, the keys it predates filled by with_legacy); else what is
+    wrong. A trial whose config was edited after it ran (seed 0 -> 7 under `..._s0_...`) fails here, and every
+    reader sets it aside as damaged. No config at all: None (read_config says so)."""
+    if not isinstance(cfg, dict):
+        return None
+    from study.config import ConfigError, load_trial_config, with_legacy
+    try:
+        tid = load_trial_config(with_legacy(cfg), CONFIG).trial_id()
+    except ConfigError as e:
+        return f"{ID_MISMATCH} (not a valid trial config: {e.key + ': ' if e.key else ''}{e.message})"
+    if tid != Path(trial_dir).name:
+        return f"{ID_MISMATCH} (it hashes to {tid}: edited after the trial ran?)"
+    return None
+
+
+def trusted_result(trial_dir: Path) -> tuple[Optional[dict], Optional[str], tuple[str, ...]]:
+    """(result.json, None, ()) for a trial a reader may use, or (None, None, ()) when it has none yet; (None,
+    what is wrong, the files at fault) when result.json is damaged, or when the config does not hash to the
+    trial's id: then the numbers belong to no known config, and result.json and config.yaml are at fault."""
+    res, problem = load_result(trial_dir)
+    if problem:
+        return None, problem, (RESULT,)
+    checked = res is not None and named_as_trial(trial_dir)
+    mismatch = id_mismatch(trial_dir, read_config(trial_dir, res)[0]) if checked else None
+    return (None, mismatch, (RESULT, CONFIG)) if mismatch else (res, None, ())
+
+
+def set_aside(trial_dir: Path, *names: str) -> None:
+    """Rename damaged trial files to <name>.damaged: kept for inspection, and the trial runs again."""
+    for name in names:
+        try:
+            (Path(trial_dir) / name).rename(Path(trial_dir) / f"{name}{DAMAGED}")
+        except OSError:
+            pass  # absent, or the re-run replaces it anyway
+
+
+def read_checkpoint(path: Path) -> tuple[Optional[int], Optional[str]]:
+    """(the generator iteration a checkpoint was written at, None), or (None, what is wrong): truncated,
+    garbage, or not a trial's checkpoint."""
+    import torch
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or garbage file: torch raises many kinds
+        return None, f"does not load ({type(e).__name__})"
+    if not isinstance(state, dict) or "study" not in state or "state_dict" not in state:
+        return None, "is not a trial checkpoint (no study / state_dict)"
+    try:
+        return int(state["study"]["gen_iter"]), None
+    except (KeyError, TypeError, ValueError):
+        return None, "has no generator iteration (study.gen_iter)"
+
+
 def read_metrics(trial_dir: Path):
     """(metrics.csv as a DataFrame, None) or (None, what is wrong). A kill can tear the last line: it is
     skipped rather than losing the trial's curves."""
@@ -201,6 +267,9 @@ def trial_row(tdir: Path, axes: list[str]) -> dict:
     """One trial's row; status `incomplete` until a readable result.json exists."""
     res, problem = load_result(tdir)
     cfg, cfg_problem = read_config(tdir, res)  # e.g. damaged: the result keeps a copy of the config
+    mismatch = id_mismatch(tdir, cfg) if res is not None and named_as_trial(tdir) else None
+    if mismatch:  # a config edited after the run: neither its values nor the numbers are shown
+        res, cfg, problem = None, None, mismatch
     cfg = cfg or {}
     row: dict[str, Any] = {"trial_id": tdir.name}
     row |= {k: varied_value(get_dotted(cfg, k)) for k in axes}

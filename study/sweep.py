@@ -119,26 +119,24 @@ class Progress:
         sys.stderr.flush()
 
 
-def todo(trials: list[Trial], out: Path, retry_failed: bool) -> tuple[list[Trial], int, list[str]]:
-    """(trials to run, trials skipped, trials whose result.json was damaged). A damaged result.json is set
-    aside (renamed result.json.damaged) and its trial runs again: it resumes from its last checkpoint, so
-    a finished trial comes back with the same numbers."""
-    from study.rundir import DONE, RESULT, load_result
-    run, skipped, damaged = [], 0, []
+def todo(trials: list[Trial], out: Path, retry_failed: bool) -> tuple[list[Trial], int, list[str], list[str]]:
+    """(trials to run, trials skipped, trials whose result.json was damaged, trials whose config.yaml does not
+    hash to their id). A damaged result.json is set aside (renamed result.json.damaged; with a config that is
+    not the trial's, config.yaml.damaged too) and its trial runs again: it resumes from its last checkpoint,
+    so a finished trial comes back with the same numbers."""
+    from study.rundir import CONFIG, DONE, set_aside, trusted_result
+    run, skipped, damaged, mismatched = [], 0, [], []
     for t in trials:
-        res, problem = load_result(out / t.id)
-        if problem:
-            damaged.append(t.id)
-            try:
-                (out / t.id / RESULT).rename(out / t.id / f"{RESULT}.damaged")
-            except OSError:
-                pass  # the re-run replaces it anyway
+        res, _, at_fault = trusted_result(out / t.id)
+        if at_fault:
+            (mismatched if CONFIG in at_fault else damaged).append(t.id)
+            set_aside(out / t.id, *at_fault)
         status = res.get("status") if res else None
         if status in DONE or (status == "failed" and not retry_failed):
             skipped += 1
         else:
             run.append(t)
-    return run, skipped, damaged
+    return run, skipped, damaged, mismatched
 
 
 def keep_spec(out: Path, doc: dict) -> None:
@@ -167,6 +165,8 @@ def preflight(args: argparse.Namespace, trials: list[Trial], out: Path) -> None:
         if importlib.util.find_spec("tensorboard") is None:
             raise UserError(f"{args.spec}: log.tensorboard: true needs the tensorboard package "
                             "(pip install 'wgan-study[tensorboard]')")
+    from study.eval.budget import check_eval_memory
+    check_eval_memory((t.config for t in trials), str(args.spec))  # what one evaluation holds: refused if too big
     import torch
     check_devices(args.devices, torch.cuda.device_count())
     from study.eval.evaluator import default_cache_dir
@@ -234,7 +234,7 @@ def execute(args: argparse.Namespace, name: str, trials: list[Trial], out: Path)
     import torch
     from study.executors import WorkerFailure, plan_slots, run_local
     from study.rundir import ResultsTable, write_result
-    run, skipped, damaged = todo(trials, out, args.retry_failed)
+    run, skipped, damaged, mismatched = todo(trials, out, args.retry_failed)
     table = ResultsTable(out, min_interval_s=RESULTS_INTERVAL_S)
     table.write()
     slots = plan_slots(args.devices, args.workers, args.trials_per_device, os.cpu_count() or 1,
@@ -246,6 +246,9 @@ def execute(args: argparse.Namespace, name: str, trials: list[Trial], out: Path)
     if damaged:
         print(f"[{name}] {len(damaged)} damaged result.json set aside as result.json.damaged, run again: "
               f"{listed(damaged)}", file=sys.stderr)
+    if mismatched:
+        print(f"[{name}] {len(mismatched)} trial(s) whose config.yaml does not hash to their id set aside as "
+              f"config.yaml.damaged and result.json.damaged, run again: {listed(mismatched)}", file=sys.stderr)
     progress = Progress(name, len(trials), skipped, {t.id: t.config.train.gen_iters for t in trials})
     # longest first, so the last trial to finish is a short one (better packing on few workers)
     run.sort(key=lambda t: t.config.train.gen_iters * (1 + t.config.spec.critic_updates(t.config.algo)),

@@ -25,7 +25,7 @@ from study.config import TrialConfig
 from study.data import DATASETS, Dataset, RealSampler, load_dataset
 from study.metrics import quality_metric
 from study.io import atomic_path
-from study.rundir import CHECKPOINTS, METRICS, write_config, write_result
+from study.rundir import CHECKPOINTS, METRICS, read_checkpoint, write_config, write_result
 
 log = logging.getLogger("wgan-study")
 FINAL_WINDOW = 101  # the paper median-filters loss curves over 101 iterations; final train values use it
@@ -62,6 +62,7 @@ class WorkerContext:
         self._data: dict[str, Dataset] = {}
         self._evaluators: dict[str, Any] = {}
         self._provenance: dict[str, dict] = {}
+        self._threads: Optional[dict] = None
 
     def dataset(self, cfg: TrialConfig) -> Dataset:
         key = cfg.data.model_dump_json()
@@ -79,6 +80,12 @@ class WorkerContext:
                                               self.cache_dir or default_cache_dir())
         return self._evaluators[key]
 
+    def threads(self) -> dict:
+        """The threads this worker may use (study/worker.py), read once: result.json's `threads`."""
+        if self._threads is None:
+            from study.worker import worker_threads
+            self._threads = worker_threads()
+        return self._threads
 
     def provenance(self, device: str) -> dict:
         """Git state and host devices, once per worker: the code it runs was imported when it started."""
@@ -127,13 +134,10 @@ def latest_checkpoint(ckpt_dir: Path) -> tuple[Optional[Path], int]:
     """(newest checkpoint that loads, its generator iteration); a corrupt one is set aside with a
     warning and an older one used; (None, 0) when there is none (the trial starts afresh)."""
     for path in sorted(ckpt_dir.glob("iter_*.ckpt"), reverse=True):
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            if "study" in state and "state_dict" in state:
-                return path, int(state["study"]["gen_iter"])
-        except Exception:  # truncated or garbage file: keep it for inspection, use an older one
-            pass
-        set_aside(path, "corrupt")
+        step, problem = read_checkpoint(path)
+        if problem is None:
+            return path, step
+        set_aside(path, "corrupt")  # truncated or garbage file: keep it for inspection, use an older one
     return None, 0
 
 
@@ -258,7 +262,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, device: str = "cpu", ctx: Optio
     t0 = time.perf_counter()
     result: dict[str, Any] = {"trial_id": cfg.trial_id(), "status": "failed", "error": None, "diverged_at": None,
                               "gen_iters": 0, "critic_iters": 0, "device": device, "versions": versions(),
-                              "provenance": ctx.provenance(device)}
+                              "provenance": ctx.provenance(device), "threads": ctx.threads()}
     module = evaluator_cb = ckpt = None
     kept: list[dict] = []
     resume_step = 0

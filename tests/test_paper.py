@@ -12,6 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from study.config import load_trial_config, with_legacy
 from study.paper import analytic, curves, optim, samples
 from study.paper.__main__ import main
 from study.paper.common import PaperError, load_trials
@@ -36,8 +37,7 @@ def make_trial(root: Path, loss: str, backbone, lr: float | None = None, optimiz
     algo.update({k: v for k, v in (("lr", lr), ("optimizer", optimizer)) if v is not None})
     cfg = {"loss": loss, "backbone": bb, "seed": seed, "data": {"name": data, **({} if data == "ring8" else
            {"image_size": 16})}, "train": {"gen_iters": STEPS}, "eval": {"every": EVERY}, loss: algo}
-    label = bb["generator"] if bb["generator"] == bb["critic"] else f"{bb['generator']}-{bb['critic']}"
-    d = root / f"{loss}_{label}_{data}_s{seed}_{abs(hash(json.dumps(cfg, sort_keys=True))) % 16**8:08x}"
+    d = root / load_trial_config(with_legacy(cfg)).trial_id()  # readers check a trial's id against its config
     (d / "samples").mkdir(parents=True)
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     rng = np.random.default_rng(seed)

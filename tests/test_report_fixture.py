@@ -1,7 +1,6 @@
 """A hand-made sweep directory with known numbers (docs/run-layout.md), for the report tests."""
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -42,8 +41,9 @@ def config(loss: str, backbone: str, seed: int, data: str = "mnist5k", **algo) -
 
 
 def trial_id(cfg: dict) -> str:
-    digest = hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{cfg['loss']}_{cfg['backbone']['generator']}_{cfg['data']['name']}_s{cfg['seed']}_{digest}"
+    """The id a sweep gives this config (readers set aside a trial whose config does not hash to its id)."""
+    from study.config import load_trial_config, with_legacy
+    return load_trial_config(with_legacy(cfg)).trial_id()
 
 
 def write_trial(root: Path, cfg: dict, fid: float, rho: float, modes: float, kl: float,

@@ -222,6 +222,18 @@ class Evaluator:
             self._call_note(f"no class metrics: no domain classifier for '{self.data.name}'")
         return out
 
+    def extract_all(self, samples: torch.Tensor) -> None:
+        """Every feature extractor once over `samples`, no metric: what an evaluation's time grows with in N
+        (study/eval/budget.py times it on one batch before training)."""
+        if self.data.kind == "points":
+            return
+        u8 = F.to_uint8(samples.detach().cpu())
+        if self.domain_extractor is not None:
+            F.extract(self.domain_extractor, u8, 1000)
+        for label, (ext, _, transform, batch, _) in self.extractors.items():
+            if label != "domain":
+                F.extract(ext, u8, batch, transform)
+
     def crosscheck(self, samples: torch.Tensor) -> dict:
         """FID and KID of the first eval.num_samples `samples` on the domain features once more, by torchmetrics
         (study/eval/crosscheck.py): {} when there is no domain FID."""

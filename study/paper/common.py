@@ -22,7 +22,8 @@ import seaborn as sns  # noqa: E402
 
 from study.io import atomic_path  # noqa: E402
 from study.metrics import QUALITY, label, quality_metric  # noqa: E402
-from study.rundir import CONFIG, SPEC, get_dotted, grids, load_result, read_metrics, read_yaml  # noqa: E402
+from study.rundir import (CONFIG, ID_MISMATCH, SPEC, get_dotted, grids, read_metrics, read_yaml,  # noqa: E402
+                          trusted_result)
 
 DPI = 110
 MEDIAN_WINDOW = 101  # the paper (and the reference code's README) median-filter loss curves over 101 iterations
@@ -92,8 +93,10 @@ def read_trial(d: Path) -> Optional[TrialRun]:
     cfg, _ = read_yaml(d / CONFIG)
     if not isinstance(cfg, dict):  # a damaged file is no trial
         return None
+    result, problem, _ = trusted_result(d)  # a config edited after the run: no trial of its id
+    if problem and ID_MISMATCH in problem:
+        return None
     metrics, _ = read_metrics(d)
-    result, _ = load_result(d)
     steps = sorted(((_grid_step(p), p) for p in grids(d)), key=lambda t: t[0])
     return TrialRun(d, cfg, metrics, result or {}, steps)
 

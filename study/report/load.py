@@ -22,7 +22,8 @@ from study import rundir
 from study.report.cells import as_float, assign_cells, flatten, splitting_keys
 from study.report.rules import Design
 from study.config import with_legacy
-from study.rundir import REPORT_STATUSES, RESULT, Lock, load_result, read_config, read_metrics, trial_dirs
+from study.rundir import (ID_MISMATCH, REPORT_STATUSES, RESULT, Lock, id_mismatch, load_result, named_as_trial,
+                          read_config, read_metrics, trial_dirs)
 
 # Order used in every count table: terminal states first, then what never finished.
 STATUSES = REPORT_STATUSES
@@ -75,8 +76,11 @@ def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], l
     """(row, flattened config or None, metrics or None, grid PNGs, result.json or None) for one trial directory."""
     res, res_problem = load_result(d)
     cfg, cfg_problem = read_config(d, res)
-    cfg = with_legacy(cfg) if cfg else cfg
     met, met_problem = read_metrics(d)
+    mismatch = id_mismatch(d, cfg) if res is not None and named_as_trial(d) else None
+    if mismatch:  # set aside as a damaged result.json is: counted, but its config, numbers and curves unused
+        res, cfg, met, res_problem = None, None, None, mismatch
+    cfg = with_legacy(cfg) if cfg else cfg
     issues = [p for p in (res_problem or (None if res else f"no {RESULT}"), cfg_problem, met_problem) if p]
     row: dict[str, Any] = {"trial_id": d.name, "status": (res or {}).get("status") or "incomplete"}
     row.update(parse_trial_id(d.name))
@@ -111,7 +115,7 @@ def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], l
             issues.append(f"final numbers: {res['final_error']}")
     if pd.isna(row.get("num_samples", math.nan)) and cfg:
         row["num_samples"] = as_float((cfg.get("eval") or {}).get("num_samples"))
-    grids = rundir.grids(d)
+    grids = [] if mismatch else rundir.grids(d)
     row["n_grids"] = len(grids)
     row["issues"] = "; ".join(issues)
     return row, (flatten(cfg) if cfg else None), met, grids, res
@@ -182,6 +186,10 @@ def load_run(run_dir: Path) -> Run:
             metrics[d.name] = met
         grids[d.name] = g
 
+    set_aside = [r["trial_id"] for r in rows if ID_MISMATCH in r["issues"]]
+    if set_aside:
+        notes.append(f"{len(set_aside)} trial(s) left out, their config.yaml does not hash to their id (edited after "
+                     f"the trial ran?): {', '.join(set_aside)}; the same sweep runs them again")
     rcsv = _results_csv(root, notes)
     results_cols: list[str] = []
     if "trial_id" in rcsv.columns:
