@@ -105,7 +105,8 @@ def open_cells(run) -> pd.DataFrame:
     states, needs = list(st["state"]), list(st["needs"])
     for i, r in enumerate(st.itertuples()):
         if r.cell in extra and open_claims - {"claim1"}:
-            more = [Need("seeds", max(max(run.design.seeds or 0, r.n) - r.n, 1), "claims 2/3: seeds up to the design size")]
+            room = (run.design.seeds or 0) - r.n
+            more = [Need("seeds", room, "claims 2/3: seeds up to the design size")] if room > 0 else []
             if r.n_converged < r.n_finished and r.gen_iters == r.gen_iters:
                 more.append(Need("iterations", 2 * int(r.gen_iters), "claims 2/3: seeds not converged"))
             needs[i] = (list(r.needs) if r.state == "undecided" else []) + more
@@ -123,11 +124,11 @@ def _trial(cfg: dict):
 def apply(run, actions: list[Action], out) -> tuple[list[dict], dict[str, str], list[str]]:
     """New trials' configs, extensions {short id: long id}, and one line per action, from this round's plan."""
     from study.rundir import read_config
-    from study.report.cells import flatten  # noqa: F401  (the report's view of a config)
-    t = run.trials[run.trials["status"] != "extended"]
+    t = run.trials[run.trials["status"].isin(["completed", "diverged"])]  # finished: their config is on disk
     added, extended, lines = [], {}, []
     for a in actions:
-        rows = t[(t["group"] == a.group) & ((t["loss"] == a.loss) if a.loss else t["in_verdict"].astype(bool))]
+        # a group trains as a whole (ablation cells too: one budget per backbone keeps its cells comparable)
+        rows = t[(t["group"] == a.group) & ((t["loss"] == a.loss) if a.loss else True)]
         if a.kind == "iterations":
             for tid in rows["trial_id"]:
                 cfg, _ = read_config(out / tid)
@@ -204,8 +205,11 @@ def run_adaptive(args, name: str, trials: list, out) -> Optional[dict]:
             doc["start_iters"] = start
             actions = plan(states, d, start)
             if not actions:
-                stop = (f"limits reached: the open cells have {d.seeds} seeds (--max-seeds) or {d.looks - 1} "
-                        "doubling(s) of their iterations, or need what a round cannot give (more samples)")
+                left = states[states["in_verdict"] & (states["state"] == "undecided")]
+                asks = "; ".join(f"{r.cell} asks for {' and '.join(sorted({n.kind for n in r.needs})) or 'nothing'}"
+                                 for r in left.itertuples())
+                stop = (f"limits reached (--max-seeds {d.seeds}, {d.looks - 1} doubling(s) of the iterations; more "
+                        f"samples per evaluation is not given by a round): {asks or 'no open cell'}")
         if stop:
             rnd["stop"] = stop
             doc["stopped"] = stop

@@ -23,7 +23,9 @@ from pydantic import BaseModel, ValidationError
 
 from study.config import EXECUTION_KEYS, BackbonePair, ConfigError, TrialConfig, explain
 
-SPEC_KEYS = ("base", "description", "grid", "name", "zip")
+SPEC_KEYS = ("base", "description", "grid", "name", "until_decided", "zip")
+# until_decided: the spec runs adaptively by default (study/adaptive.py); its keys are the CLI's defaults
+UNTIL_DECIDED = {"max_seeds": int, "extensions": int, "max_hours": (int, float)}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 MAX_NAME = 100  # the name becomes runs/<name> and reports/<name>: well under a file name's 255 bytes
 # More trials than any machine or cluster here could run (10^6 tiny trials at ~1 s each: 11 days on 1,000 cores),
@@ -182,6 +184,21 @@ def _validate(doc: dict, where: str, varied: dict) -> TrialConfig:
         raise ConfigError(where, f"trial ({combo})", f"{key + ': ' if key else ''}{msg}") from None
 
 
+def check_until_decided(block: Any, where: str) -> None:
+    """`until_decided: {max_seeds: 10, extensions: 1, max_hours: 2}` (any subset; {} for the defaults)."""
+    if block is None:
+        return
+    if not isinstance(block, dict):
+        raise ConfigError(where, "until_decided", f"must be a mapping with keys {', '.join(UNTIL_DECIDED)} (or {{}})")
+    for key, value in block.items():
+        kind = UNTIL_DECIDED.get(key)
+        if kind is None:
+            raise ConfigError(where, f"until_decided.{key}", f"unknown key (allowed: {', '.join(UNTIL_DECIDED)})")
+        low = 0 if key == "extensions" else 1
+        if isinstance(value, bool) or not isinstance(value, kind) or value < low:
+            raise ConfigError(where, f"until_decided.{key}", f"must be a number ≥ {low} (got {value!r})")
+
+
 def load_spec(path: Path, sets: list[str] = ()) -> tuple[dict, list[Trial]]:
     """Validated spec document (after --set) and its trials. Raises ConfigError for any user error."""
     where = str(path)
@@ -208,6 +225,7 @@ def load_spec(path: Path, sets: list[str] = ()) -> tuple[dict, list[Trial]]:
         raise ConfigError(where, "name", f"at most {MAX_NAME} characters (got {len(name)}): it names the "
                                          "output directory runs/<name>")
     doc["name"] = name
+    check_until_decided(doc.get("until_decided"), where)
     base = doc.get("base") or {}
     if not isinstance(base, dict):
         raise ConfigError(where, "base", "must be a mapping of trial settings")

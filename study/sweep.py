@@ -46,6 +46,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--until-decided", action="store_true",
                    help="run in rounds, giving more seeds or iterations to the cells an undecided claim still "
                         "needs, until every claim is decided or a limit is hit (study/adaptive.py)")
+    p.add_argument("--no-adaptive", action="store_true",
+                   help="run a spec that has an until_decided block as a plain sweep (its grid only)")
     p.add_argument("--max-seeds", type=int, default=None,
                    help="with --until-decided: seeds a cell may reach, the design size every cell is tested at "
                         "(default 10)")
@@ -194,14 +196,21 @@ def sweep(args: argparse.Namespace) -> int:
     for flag in ("workers", "trials_per_device", "max_seeds"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')}: must be at least 1 (got {getattr(args, flag)})")
-    if not args.until_decided and any(getattr(args, k) is not None for k in ("max_seeds", "max_hours", "extensions")):
-        raise UserError("--max-seeds, --max-hours and --extensions go with --until-decided")
     if (args.extensions or 0) < 0 or (args.max_hours is not None and args.max_hours <= 0):
         raise UserError("--extensions must be 0 or more and --max-hours more than 0")
     if args.cache_dir:  # one path for the checks, the local workers and Ray's (which may run elsewhere)
         args.cache_dir = str(Path(args.cache_dir).expanduser().resolve())
     doc, trials = load_spec(args.spec, args.sets)
     name = doc["name"]
+    if args.no_adaptive and args.until_decided:
+        raise UserError("--until-decided and --no-adaptive contradict each other")
+    if doc.get("until_decided") is not None and not args.no_adaptive:  # the spec's design; the command line wins
+        args.until_decided = True
+        for key, value in doc["until_decided"].items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+    if not args.until_decided and any(getattr(args, k) is not None for k in ("max_seeds", "max_hours", "extensions")):
+        raise UserError("--max-seeds, --max-hours and --extensions go with --until-decided")
     out = args.out or Path("runs") / name
     if args.dry_run:
         if args.until_decided:

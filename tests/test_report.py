@@ -127,7 +127,7 @@ def test_figures_are_valid_images(built):
     gifs = sorted((out / "figures").glob("anim_*.gif"))
     assert len(gifs) == 5  # one per cell
     with Image.open(gifs[0]) as im:
-        assert im.format == "GIF" and im.n_frames == 4  # one frame per evaluation grid
+        assert im.format == "GIF" and im.n_frames == 10  # one frame per evaluation grid
     html = (out / "report.html").read_text()
     md = (out / "REPORT.md").read_text()
     assert html.count('src="data:image/') == md.count("](figures/") and "src=\"figures" not in html

@@ -19,7 +19,7 @@ grid:
 CASES = [  # (spec text or None for GOOD, extra argv, expected fragment of the one line)
     ("name: t\ngrid: {loss: [gan\n", [], "invalid YAML at line"),
     ("- just\n- a list\n", [], "expected a mapping"),
-    (GOOD + "extra: 1\n", [], "extra: unknown key (allowed: base, description, grid, name, zip)"),
+    (GOOD + "extra: 1\n", [], "extra: unknown key (allowed: base, description, grid, name, until_decided, zip)"),
     (GOOD.replace("backbone: [mlp]", "backbone: [mlp, dcgann]"), [], "grid.backbone[1]: unknown backbone 'dcgann' (known: dcgan, dcgan_const, dcgan_nobn, mlp)"),
     (GOOD.replace("gen_iters: 5", "gen_iters: 0"), [], "base.train.gen_iters: Input should be greater than 0"),
     (GOOD.replace("gen_iters: 5", "gen_iters: lots"), [], "base.train.gen_iters: Input should be a valid integer"),

@@ -85,8 +85,9 @@ def test_corrupt_last_checkpoint_falls_back_to_the_one_before(tiny, tmp_path):
     cfg = load_trial_config(tiny(train__gen_iters=20, train__checkpoint_every=5, eval__every=0))
     ref = run_trial(cfg, tmp_path / "ref", ctx=WorkerContext(evaluate=False))
     run_trial(cfg, tmp_path / "t", ctx=WorkerContext(evaluate=False))
-    ckpts = sorted((tmp_path / "t" / "checkpoints").glob("*.ckpt"))
+    ckpts = sorted((tmp_path / "t" / "checkpoints").glob("iter_*.ckpt"))
     assert [c.name for c in ckpts] == ["iter_000010.ckpt", "iter_000015.ckpt"]  # keep_checkpoints = 2
+    assert (tmp_path / "t" / "checkpoints" / "final.ckpt").exists()  # what a longer trial would continue from
     (tmp_path / "t" / "result.json").unlink()  # as if killed before the end
     ckpts[-1].write_bytes(b"half a checkpoint")
     with pytest.warns(UserWarning, match="corrupt checkpoint"):

@@ -24,7 +24,8 @@ import pandas as pd
 from scipy import stats
 
 LATE = 0.5        # the trend is fitted on the evaluations in this last fraction of training
-MIN_LATE = 3      # evaluations a trend needs in that window
+MIN_LATE = 5      # evaluations a trend's interval needs in that window: with 3 or 4, Theil-Sen's 95% interval is
+                  # the spread of a handful of pairwise slopes, and can come out narrower than with more points
 CONV_TOL = 0.02   # projected improvement over the last quarter of training (normalised) that still counts
                   # as converged: 2% of the distance from untrained to real
 MOVED = 3.0       # a curve "moved" when its first and last evaluations (after iteration 0) differ by more than

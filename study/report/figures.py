@@ -169,8 +169,8 @@ def claim1_state_figure(run, ev: pd.DataFrame, out: Path) -> list[tuple[Path, st
         ax.set_ylabel("0 = real data, 1 = untrained generator\nlower is better")
         ax.legend(fontsize=8, loc="best")
     fig_legend(fig, colors, ev["hue"])
-    fig.suptitle("Claim 1 — does each loss work on each backbone?\ndots: seeds; ◆: mean with Student-t 95% CI; "
-                 "a cell's state counts its good and failed seeds (see the table)", fontsize=11)
+    fig.suptitle("Claim 1 — does each loss work on each backbone?\ndots: seeds; ◆: mean, Student-t 95% CI; "
+                 "a cell's state counts good and failed seeds", fontsize=10)
     return [(_save(fig, out / "claim1_states.png"),
              "Normalised final quality per backbone and loss, with the thresholds of the works/fails rule.")]
 

@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from lightning_modules import ALGORITHMS
+from study.data import DATASETS
 from study import rundir
 from study.report.cells import as_float, assign_cells, flatten, splitting_keys
 from study.report.rules import Design
@@ -31,6 +32,8 @@ STATUSES = REPORT_STATUSES
 CELL_KEYS = {"loss", "seed", "data.name", "backbone", "backbone.generator", "backbone.critic"}
 # trial-id prefixes, longest first (wgan_gp before wgan)
 _LOSS_RE = "|".join(sorted(ALGORITHMS.names(), key=len, reverse=True))
+# data names likewise: backbone names hold underscores (dcgan_const), so the data part is matched by name
+_DATA_RE = "|".join(sorted(map(re.escape, DATASETS.names()), key=len, reverse=True))
 COLUMNS = ("seed", "error", "diverged_at", "device", "compile", "gen_iters", "critic_iters", "wall_s", "eval_s", "versions",
            "num_samples", "corr_estimate", "corr_quality", "corr_n", "corr_spearman", "corr_pearson", "issues")
 
@@ -66,7 +69,7 @@ def backbone_label(bb: Any) -> str:
 
 def parse_trial_id(tid: str) -> dict[str, Any]:
     """`wgan_dcgan-mlp_stacked_mnist5k_s0_1a2b3c4d` -> loss, backbone, data, seed (for trials with no config)."""
-    m = re.match(rf"^(?:ac)?({_LOSS_RE})_([^_]+)_(.+)_s(\d+)_[0-9a-f]+$", tid)  # ac: conditional
+    m = re.match(rf"^(?:ac)?({_LOSS_RE})_(.+?)_({_DATA_RE})_s(\d+)_[0-9a-f]+$", tid)  # ac: conditional
     if not m:
         return {"loss": "?", "backbone": "?", "data": "?", "seed": math.nan}
     return {"loss": m[1], "backbone": m[2].replace("-", "/"), "data": m[3], "seed": int(m[4])}
