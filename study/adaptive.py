@@ -13,61 +13,19 @@ may visit (Bonferroni). The report reads both from adaptive.json and decides at 
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Optional
 
 import pandas as pd
 
-from study.report.rules import Design
+from study.report.rules import Action, Design, plan
 
 MAX_SEEDS = 10        # seeds a cell may reach (the design size every cell is tested at)
 EXTENSIONS = 1        # times a group's training may be doubled: budgets T and 2T, α split in two
 MAX_ROUNDS = 8        # a guard: seeds and budgets bound the rounds long before this
 
 
-@dataclass(frozen=True)
-class Action:
-    kind: str                 # seeds | iterations
-    group: str                # data · backbone (· shared keys): what GAN and WGAN are compared within
-    loss: Optional[str]       # the cell's loss; None: every cell of the group (iterations keep a group level)
-    target: int               # seeds the cell will have, or generator iterations the group will train for
-    why: str
-
-
 def design(max_seeds: int = MAX_SEEDS, extensions: int = EXTENSIONS) -> Design:
     return Design(seeds=max_seeds, looks=extensions + 1)
-
-
-def plan(states: pd.DataFrame, d: Design, start_iters: Optional[dict] = None) -> list[Action]:
-    """The next round from claim 1's cell states (columns group, loss, state, state_bonferroni, in_verdict,
-    needs / needs_bonferroni: lists of rules.Need, n: seeds the cell has, gen_iters: its training length). Only undecided cells that enter a
-    verdict get anything. A group is trained longer as a whole (GAN and WGAN compared at one budget), at most
-    d.looks - 1 times; else a cell gets the seeds its need names, up to the design size."""
-    start_iters = start_iters or {}
-    out: list[Action] = []
-    # a cell decided at α but not at α/m (the level of "some backbone" clauses) is still open, for those clauses
-    states = states.assign(need=[n if st == "undecided" else nb for st, n, nb in
-                                 zip(states["state"], states["needs"], states["needs_bonferroni"])])
-    open_ = states[states["in_verdict"] & ((states["state"] == "undecided") | (states["state_bonferroni"] == "undecided"))]
-    extended = set()
-    for group, cells in open_.groupby("group", sort=False):
-        iters = [n for needs in cells["need"] for n in needs if n.kind == "iterations"]
-        now = int(states.loc[states["group"] == group, "gen_iters"].max())
-        first = int(start_iters.get(group, now))
-        doublings = round(math.log2(max(now, 1) / max(first, 1)))
-        if iters and doublings < d.looks - 1:
-            target = max(n.amount for n in iters)
-            out.append(Action("iterations", group, None, target, iters[0].why))
-            extended.add(group)
-    for _, c in open_.iterrows():
-        if c["group"] in extended:
-            continue
-        seeds = [n for n in c["need"] if n.kind == "seeds"]
-        if seeds and c["n"] < (d.seeds or 0):
-            target = min(int(c["n"]) + max(n.amount for n in seeds), d.seeds)
-            out.append(Action("seeds", c["group"], c["loss"], target, seeds[0].why))
-    return out
 
 
 # ---------------------------------------------------------------- the driver (rounds of an ordinary sweep)
@@ -136,27 +94,30 @@ def apply(run, actions: list[Action], out) -> tuple[list[dict], dict[str, str], 
                 new = _trial(long)
                 added.append(new.config.resolved())
                 extended[tid] = new.id
-            lines.append(f"{a.group}: every cell trained to {a.target} generator iterations ({len(rows)} trials "
-                         f"continued from their last checkpoint) — {a.why}")
+            from study.callbacks import FINAL_CHECKPOINT
+            cont = sum((out / tid / "checkpoints" / FINAL_CHECKPOINT).exists() for tid in rows["trial_id"])
+            lines.append(f"{a.group}: every cell trained to {a.target} generator iterations ({len(rows)} trials, "
+                         f"{cont} continued from their final checkpoint, the rest from the start) — {a.why}")
         else:
             cfg, _ = read_config(out / rows["trial_id"].iloc[0])
             seeds = sorted(int(s) for s in rows["seed"])
             free = [s for s in range(max(seeds) + 1 + a.target) if s not in seeds][: a.target - len(seeds)]
             added += [_trial({**cfg, "seed": s}).config.resolved() for s in free]
-            lines.append(f"{rows['cell'].iloc[0]}: seeds {', '.join(map(str, free))} ({len(seeds)} → {a.target}) — {a.why}")
+            lines.append(f"{rows['cell'].iloc[0]}: seeds {', '.join(map(str, free))} ({len(seeds)} → {a.target}) "
+                         f"— {a.why}")
     return added, extended, lines
 
 
-def run_adaptive(args, name: str, trials: list, out) -> Optional[dict]:
+def run_adaptive(args, name: str, trials: list, out, execute) -> Optional[dict]:
     """Rounds until every claim is decided or a limit is hit; adaptive.json records each round before it runs
-    (so the same command resumes it) and its verdicts after. Returns the last round's status counts."""
+    (so the same command resumes it) and its verdicts after. `execute(args, name, trials, out)` runs one round's
+    trials like any sweep (study/sweep.py). Returns the last round's status counts."""
     import sys
     import time
     from collections import Counter
     from study.errors import UserError
     from study.report.load import load_run
     from study.rundir import mark_extended, read_adaptive, write_adaptive
-    from study.sweep import execute
     from study.trial import extend
     d = _design(args)
     want = {"max_seeds": d.seeds, "extensions": d.looks - 1}
@@ -201,7 +162,8 @@ def run_adaptive(args, name: str, trials: list, out) -> Optional[dict]:
         elif len(doc["rounds"]) >= MAX_ROUNDS:
             stop = f"{MAX_ROUNDS} rounds"
         if stop is None:
-            start = {g: int(doc.get("start_iters", {}).get(g, v)) for g, v in states.groupby("group")["gen_iters"].min().items()}
+            first = states.groupby("group")["gen_iters"].min()  # a group's budget when it was first planned
+            start = {g: int(doc.get("start_iters", {}).get(g, v)) for g, v in first.items()}
             doc["start_iters"] = start
             actions = plan(states, d, start)
             if not actions:

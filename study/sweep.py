@@ -224,7 +224,7 @@ def sweep(args: argparse.Namespace) -> int:
         keep_spec(out, doc)
         if args.until_decided:
             from study.adaptive import run_adaptive
-            counts = run_adaptive(args, name, trials, out)
+            counts = run_adaptive(args, name, trials, out, execute)
         else:
             counts = execute(args, name, trials, out)
         if counts is None:

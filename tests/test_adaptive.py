@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from study.adaptive import Action, design, plan
+from study.adaptive import design
 from study.config import load_trial_config
 from study.report.load import load_run
-from study.report.rules import Need
+from study.report.rules import Action, Need, plan
 from study.rundir import mark_extended
 from study.trial import WorkerContext, extend, run_trial
 

@@ -84,8 +84,7 @@ def _states(outcomes: dict, design: R.Design, gen_iters: int) -> pd.DataFrame:
 
 def claim1_run(truth: str, rng, n: int | None, sd: float, noise: float, heavy: bool) -> tuple[str, int, int]:
     """(verdict, seeds spent, iteration budgets spent) of one synthetic study: fixed n seeds, or (n None) the
-    adaptive driver's rounds (study/adaptive.plan) from ADAPTIVE["start"] seeds."""
-    from study.adaptive import plan
+    adaptive driver's rounds (rules.plan) from ADAPTIVE["start"] seeds."""
     cells = CLAIM1[truth]
     draw = lambda c, k, b: [_seed(rng, *cells[c], sd, noise, heavy, b) for _ in range(k)]  # noqa: E731
     if n is not None:
@@ -99,7 +98,7 @@ def claim1_run(truth: str, rng, n: int | None, sd: float, noise: float, heavy: b
         verdict = claim1.decide(st)[0]
         if verdict != "inconclusive":
             break
-        actions = plan(st.assign(gen_iters=[budget[c] for c in outs]), design)
+        actions = R.plan(st.assign(gen_iters=[budget[c] for c in outs]), design)
         if not actions:
             break
         for a in actions:

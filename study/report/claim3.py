@@ -50,7 +50,8 @@ def _need(collapse: list, converged: list, alpha: float, design: int | None) -> 
     bad = evident > clean
     k = R.seeds_to_decide(evident if bad else clean, len(collapse), R.FAIL_RATE if bad else 1 - R.FAIL_RATE,
                           alpha, design)
-    parts = [f"{k} more seed(s), if they are like the majority"] if k else []
+    # seeds help only once some trials are decided; collapse-looking trials still improving need training first
+    parts = [f"{k} more seed(s), if they are like the majority"] if k and (evident or clean) else []
     if any(c is None for c in collapse):
         parts.append("more confident samples (longer training or larger eval.num_samples) where the classifiers "
                      "could not count or disagreed")

@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
+import pandas as pd
+
 from scipy.stats import binom
 
 ALPHA = 0.05       # error of each one-sided call; "some cell" clauses take α/m (Bonferroni), and an adaptive run
@@ -181,3 +183,46 @@ def cell_state(outcomes: list[tuple[str, str]], alpha: float = ALPHA, design: Op
     elif not need:
         need.append(Need("seeds", MAX_SEEDS, f"more than {MAX_SEEDS} seeds at these counts, or longer training"))
     return CellState("undecided", why[0], need, **base)
+
+
+# ---------------------------------------------------------------- what a round gives (study/adaptive.py)
+@dataclass(frozen=True)
+class Action:
+    kind: str                 # seeds | iterations
+    group: str                # data · backbone (· shared keys): what GAN and WGAN are compared within
+    loss: Optional[str]       # the cell's loss; None: every cell of the group (iterations keep a group level)
+    target: int               # seeds the cell will have, or generator iterations the group will train for
+    why: str
+
+
+def plan(states: pd.DataFrame, d: Design, start_iters: Optional[dict] = None) -> list[Action]:
+    """The next round from claim 1's cell states (columns group, loss, state, state_bonferroni, in_verdict,
+    needs / needs_bonferroni: lists of Need, n: seeds the cell has, gen_iters: its training length). Only
+    undecided cells that enter a verdict get anything. A group is trained longer as a whole (GAN and WGAN compared at one budget), at most
+    d.looks - 1 times; else a cell gets the seeds its need names, up to the design size."""
+    start_iters = start_iters or {}
+    out: list[Action] = []
+    # a cell decided at α but not at α/m (the level of "some backbone" clauses) is still open, for those clauses
+    states = states.assign(need=[n if st == "undecided" else nb for st, n, nb in
+                                 zip(states["state"], states["needs"], states["needs_bonferroni"])])
+    open_ = states[states["in_verdict"] & ((states["state"] == "undecided") | (states["state_bonferroni"] == "undecided"))]
+    extended = set()
+    for group, cells in open_.groupby("group", sort=False):
+        iters = [n for needs in cells["need"] for n in needs if n.kind == "iterations"]
+        now = int(states.loc[states["group"] == group, "gen_iters"].max())
+        first = int(start_iters.get(group, now))
+        doublings = round(math.log2(max(now, 1) / max(first, 1)))
+        if iters and doublings < d.looks - 1:
+            target = max(n.amount for n in iters)
+            out.append(Action("iterations", group, None, target, iters[0].why))
+            extended.add(group)
+    for _, c in open_.iterrows():
+        if c["group"] in extended:
+            continue
+        seeds = [n for n in c["need"] if n.kind == "seeds"]
+        if seeds and c["n"] < (d.seeds or 0):
+            target = min(int(c["n"]) + max(n.amount for n in seeds), d.seeds)
+            out.append(Action("seeds", c["group"], c["loss"], target, seeds[0].why))
+    return out
+
+
