@@ -17,17 +17,18 @@ KEEP = ("claim1_states.png", "rounds.png", "claim3_modes.png", "claim2_final_est
 KEEP_SAMPLES = 1  # sample sheets kept: the first backbone where the claim-1 states of GAN and WGAN differ
 
 
-def _commit() -> str:
+def _commit(published: Path) -> str:
+    """HEAD, and whether tracked files other than the published copy itself differ from it."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                f":(exclude){published}"], capture_output=True, text=True).stdout.strip()
         return out + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
 
 
-def header(run, command: str, wall_s: float | None, note: str) -> str:
+def header(run, out: Path, command: str, wall_s: float | None, note: str) -> str:
     from study.report import provenance
     hosts = provenance.harness_table(run)
     cpus = ", ".join(sorted({f"{c} ({g} GPU)" if g not in ("none", "–") else str(c)
@@ -38,7 +39,7 @@ def header(run, command: str, wall_s: float | None, note: str) -> str:
     wall = f"{wall_s / 60:.0f} min wall clock" if wall_s else "not recorded"
     lines = [f"# Published result: {run.name}", "",
              f"- **Command:** `{command}`",
-             f"- **Publishing commit:** `{_commit()}`; the trials ran at harness commit(s) {commits} "
+             f"- **Publishing commit:** `{_commit(out)}`; the trials ran at harness commit(s) {commits} "
              "(each trial's result.json, and the harness table below)",
              f"- **Hardware:** {cpus}; devices per trial in the Devices table",
              f"- **Wall time:** {wall}; {trial_h:.2f} trial hours summed over {len(run.trials)} trials",
@@ -60,7 +61,7 @@ def publish(run_dir: Path, out: Path, command: str, wall_s: float | None = None,
     md = (out / "REPORT.md").read_text()
     md = re.sub(r"!\[([^\]]*)\]\(figures/([^)]+)\)",
                 lambda m: m[0] if m[2] in keep else f"*(figure left out of the published copy: {m[1]})*", md)
-    (out / "REPORT.md").write_text(header(load_run(run_dir), command, wall_s, note) + "\n" + md)
+    (out / "REPORT.md").write_text(header(load_run(run_dir), out, command, wall_s, note) + "\n" + md)
     return out
 
 
