@@ -18,11 +18,12 @@ KEEP_SAMPLES = 1  # sample sheets kept: the first backbone where the claim-1 sta
 
 
 def _commit(published: Path) -> str:
-    """HEAD, and whether tracked files other than the published copy itself differ from it."""
+    """HEAD, and whether tracked files other than published results (this copy, results/) differ from it."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                f":(exclude){published}"], capture_output=True, text=True).stdout.strip()
+                                f":(exclude){published}", ":(exclude)results"], capture_output=True,
+                               text=True).stdout.strip()
         return out + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
