@@ -19,18 +19,18 @@ import pandas as pd
 
 from study.report.rules import Action, Design, plan
 
-MAX_SEEDS = 10        # seeds a cell may reach (the design size every cell is tested at)
+DESIGN_SEEDS = 10     # seeds a cell may reach (the design size every cell is tested at)
 EXTENSIONS = 1        # times a group's training may be doubled: budgets T and 2T, α split in two
 MAX_ROUNDS = 8        # a guard: seeds and budgets bound the rounds long before this
 
 
-def design(max_seeds: int = MAX_SEEDS, extensions: int = EXTENSIONS) -> Design:
+def design(max_seeds: int = DESIGN_SEEDS, extensions: int = EXTENSIONS) -> Design:
     return Design(seeds=max_seeds, looks=extensions + 1)
 
 
 # ---------------------------------------------------------------- the driver (rounds of an ordinary sweep)
 def _design(args) -> Design:
-    return design(args.max_seeds or MAX_SEEDS, EXTENSIONS if args.extensions is None else args.extensions)
+    return design(args.max_seeds or DESIGN_SEEDS, EXTENSIONS if args.extensions is None else args.extensions)
 
 
 def describe(args) -> str:
@@ -41,9 +41,9 @@ def describe(args) -> str:
             f"size of {d.seeds} seeds and α = {d.alpha:.3g}")
 
 
-def open_cells(run) -> pd.DataFrame:
-    """Claim 1's cell states, with the cells that an undecided claim 2 or 3 still needs marked open too (they
-    need seeds up to the design, or iterations where their seeds have not converged)."""
+def open_cells(run) -> tuple[pd.DataFrame, list]:
+    """(claim 1's cell states with the cells an undecided claim 2 or 3 still needs marked open too, every
+    verdict). Claim 2/3 cells need seeds up to the design, or iterations where their seeds have not converged."""
     from study.report.claim1 import claim1
     from study.report.claim2 import claim2
     from study.report.claim3 import claim3
@@ -54,18 +54,19 @@ def open_cells(run) -> pd.DataFrame:
     open_claims = {v.key for v in (*v1, *v2, *v3) if v.verdict == "inconclusive"}
     if not any(v.verdict == "inconclusive" for v in v1):  # claim 1 decided: its open cells need nothing for it
         st["state"] = st["state_bonferroni"] = "decided"
-    extra = {}
-    for table, col, bad in ((t2["claim2_correlation"], "outcome", ("undecided", "unclear")),
-                            (t3["claim3_modes"], "outcome", ("undecided",))):
+    extra = set()
+    for claim, table, bad in (("claim2", t2["claim2_correlation"], ("undecided", "unclear")),
+                              ("claim3", t3["claim3_modes"], ("undecided",))):
         for _, r in table.iterrows() if not table.empty else []:
-            if r[col] in bad and r["in_verdict"] and r["loss"] != "gan":
-                extra.setdefault(r["cell"], []).append(r)
+            key = claim + ("" if r["loss"] == "wgan" else f"/{r['loss']}")  # Verdict.key of the variant
+            if r["outcome"] in bad and r["in_verdict"] and key in open_claims:
+                extra.add(r["cell"])
     states, needs = list(st["state"]), list(st["needs"])
     for i, r in enumerate(st.itertuples()):
-        if r.cell in extra and open_claims - {"claim1"}:
+        if r.cell in extra:
             room = (run.design.seeds or 0) - r.n
             more = [Need("seeds", room, "claims 2/3: seeds up to the design size")] if room > 0 else []
-            if r.n_converged < r.n_finished and r.gen_iters == r.gen_iters:
+            if r.n_converged < r.n_completed and r.gen_iters == r.gen_iters:
                 more.append(Need("iterations", 2 * int(r.gen_iters), "claims 2/3: seeds not converged"))
             needs[i] = (list(r.needs) if r.state == "undecided" else []) + more
             states[i] = "undecided"
@@ -82,29 +83,29 @@ def _trial(cfg: dict):
 def apply(run, actions: list[Action], out) -> tuple[list[dict], dict[str, str], list[str]]:
     """New trials' configs, extensions {short id: long id}, and one line per action, from this round's plan."""
     from study.rundir import read_config
-    t = run.trials[run.trials["status"].isin(["completed", "diverged"])]  # finished: their config is on disk
+    t = run.trials[run.trials["trial_id"].map(lambda tid: (out / tid / "config.yaml").exists())]
     added, extended, lines = [], {}, []
     for a in actions:
         # a group trains as a whole (ablation cells too: one budget per backbone keeps its cells comparable)
-        rows = t[(t["group"] == a.group) & ((t["loss"] == a.loss) if a.loss else True)]
-        if a.kind == "iterations":
+        rows = t[t["group"] == a.group] if a.kind == "iterations" else t[t["cell"] == a.cell]
+        if rows.empty:
+            continue
+        if a.kind == "iterations":  # unfinished trials too: every seed of the group at the new budget
+            from study.callbacks import FINAL_CHECKPOINT
             for tid in rows["trial_id"]:
                 cfg, _ = read_config(out / tid)
-                long = {**cfg, "train": {**cfg["train"], "gen_iters": a.target}}
-                new = _trial(long)
+                new = _trial({**cfg, "train": {**cfg["train"], "gen_iters": a.target}})
                 added.append(new.config.resolved())
                 extended[tid] = new.id
-            from study.callbacks import FINAL_CHECKPOINT
             cont = sum((out / tid / "checkpoints" / FINAL_CHECKPOINT).exists() for tid in rows["trial_id"])
             lines.append(f"{a.group}: every cell trained to {a.target} generator iterations ({len(rows)} trials, "
                          f"{cont} continued from their final checkpoint, the rest from the start) — {a.why}")
         else:
             cfg, _ = read_config(out / rows["trial_id"].iloc[0])
-            seeds = sorted(int(s) for s in rows["seed"])
-            free = [s for s in range(max(seeds) + 1 + a.target) if s not in seeds][: a.target - len(seeds)]
+            seeds = sorted(int(s) for s in run.trials.loc[run.trials["cell"] == a.cell, "seed"].dropna())
+            free = [s for s in range(max(seeds, default=-1) + 1 + a.target) if s not in seeds][: a.target - len(seeds)]
             added += [_trial({**cfg, "seed": s}).config.resolved() for s in free]
-            lines.append(f"{rows['cell'].iloc[0]}: seeds {', '.join(map(str, free))} ({len(seeds)} → {a.target}) "
-                         f"— {a.why}")
+            lines.append(f"{a.cell}: seeds {', '.join(map(str, free))} ({len(seeds)} → {a.target}) — {a.why}")
     return added, extended, lines
 
 
@@ -152,8 +153,7 @@ def run_adaptive(args, name: str, trials: list, out, execute) -> Optional[dict]:
         run = load_run(out)
         states, verdicts = open_cells(run)
         wall = float(run.trials["wall_s"].astype(float).sum())
-        rnd.update(verdicts={v.key: v.verdict for v in verdicts}, trial_wall_s=round(wall, 1),
-                   seeds=int(states["n"].sum()), gen_iters=int((states["gen_iters"].fillna(0) * states["n"]).sum()))
+        rnd.update(verdicts={v.key: v.verdict for v in verdicts}, trial_wall_s=round(wall, 1), seeds=int(states["n"].sum()))
         stop = None
         if all(v.verdict != "inconclusive" for v in verdicts):
             stop = "every claim is decided"
@@ -162,7 +162,7 @@ def run_adaptive(args, name: str, trials: list, out, execute) -> Optional[dict]:
         elif len(doc["rounds"]) >= MAX_ROUNDS:
             stop = f"{MAX_ROUNDS} rounds"
         if stop is None:
-            first = states.groupby("group")["gen_iters"].min()  # a group's budget when it was first planned
+            first = states.groupby("group")["gen_iters"].min().dropna()  # a group's budget when first planned
             start = {g: int(doc.get("start_iters", {}).get(g, v)) for g, v in first.items()}
             doc["start_iters"] = start
             actions = plan(states, d, start)

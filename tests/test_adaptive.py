@@ -35,13 +35,15 @@ def _cells(**over):
                  needs=[], needs_bonferroni=[Need("seeds", 2, "2 more")], n=5, gen_iters=3000),
             dict(group="mnist5k · nobn", loss="wgan", state="undecided", state_bonferroni="undecided",
                  in_verdict=False, needs=[Need("seeds", 9, "ablation")], needs_bonferroni=[], n=2, gen_iters=3000)]
-    return pd.DataFrame(rows).assign(**over)
+    df = pd.DataFrame(rows)
+    df["cell"] = df["group"] + " · " + df["loss"].str.upper()
+    return df.assign(**over)
 
 
 def test_plan_gives_open_cells_what_they_ask_for_within_the_design():
     acts = plan(_cells(), design(10, 1))
-    assert Action("iterations", "mnist5k · mlp", None, 6000, "still improving") in acts  # the whole group, once
-    assert Action("seeds", "mnist5k · dcgan", "wgan", 10, "5 more") in acts
+    assert Action("iterations", "mnist5k · mlp", None, None, 6000, "still improving") in acts  # the whole group
+    assert Action("seeds", "mnist5k · dcgan", "wgan", "mnist5k · dcgan · WGAN", 10, "5 more") in acts
     assert len(acts) == 2  # no seeds for a group being extended, none for a decided cell or an ablation
     extended = _cells(gen_iters=6000)
     acts = plan(extended, design(10, 1), start_iters={"mnist5k · mlp": 3000, "mnist5k · dcgan": 6000})

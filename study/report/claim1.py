@@ -37,7 +37,7 @@ def rule(design: R.Design) -> list[str]:
         f"(each test at α = {a:.3g}) and the GAN fails on at least one of them (α/m over the m backbones: "
         f"Bonferroni for \"at least one\"); *not supported* when on some backbone the GAN works (α) and the WGAN "
         f"fails (α/m: a wrong call needs a wrong WGAN call on some backbone), or the GAN fails somewhere and, on every backbone, the WGAN fails or the GAN works (α/m each); "
-        f"else *inconclusive*. Fewer than 2 backbones: inconclusive.",
+        f"else *inconclusive*. Fewer than 2 backbones: never supported.",
         "Which is better where both are decided is information (Welch interval of GAN − WGAN and an exact "
         "permutation p-value), not part of the verdict.",
         "Only cells at the paper's settings for their loss enter the verdict; other swept values of a loss's own "
@@ -81,7 +81,7 @@ def state_table(ev: pd.DataFrame, m: int, design: R.Design = R.Design()) -> pd.D
                      "loss": t.iloc[0]["loss"], "hue": t.iloc[0]["hue"], "cell": cell, "metric": t.iloc[0]["metric"],
                      "gen_iters": float(np.nanmax(t["gen_iters_total"])) if t["gen_iters_total"].notna().any() else math.nan,
                      "n_trials": len(t), "n_design": s.design,
-                     "n_finished": int(t["status"].isin(["completed", "diverged"]).sum()),
+                     "n_finished": int(t["status"].isin(["completed", "diverged"]).sum()), "n_completed": len(done),
                      "n_good": s.good, "n_failed": s.failed, "n_unknown": s.unknown,
                      "failed_why": "; ".join(f"{n} {w}" for w, n in why_failed.items()),
                      "unknown_why": "; ".join(f"{n} {w}" for w, n in why_unknown.items()),

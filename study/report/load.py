@@ -216,6 +216,11 @@ def load_run(run_dir: Path) -> Run:
     adaptive, problem = rundir.read_adaptive(root)
     if problem:
         notes.append(problem + ": decided as a plain sweep")
-    design = Design(adaptive["design"].get("max_seeds"), adaptive["design"].get("extensions", 0) + 1) if adaptive else Design()
+    design = Design()
+    if adaptive:
+        try:
+            design = Design(int(adaptive["design"]["max_seeds"]), int(adaptive["design"].get("extensions", 0)) + 1)
+        except (KeyError, TypeError, ValueError):
+            notes.append("adaptive.json has no usable design: decided as a plain sweep")
     return Run(root, name, spec_text, trials, metrics, grids, varied, configs=configs, tied=tied, notes=notes,
                results=results, design=design, adaptive=adaptive)

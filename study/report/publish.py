@@ -14,7 +14,7 @@ from pathlib import Path
 
 # the figures a verdict is read from; every other figure is left out (the report rebuilds them from the run)
 KEEP = ("claim1_states.png", "rounds.png", "claim3_modes.png", "claim2_final_estimate_vs_quality.png")
-KEEP_SAMPLES = 1  # sample sheets kept: the first backbone where the claim-1 states of GAN and WGAN differ
+KEEP_SAMPLES = 1  # sample sheets kept: the first (by name) of the per-backbone sheets
 
 
 def _commit(published: Path) -> str:

@@ -49,7 +49,7 @@ def rounds_blocks(run, table: pd.DataFrame, figs: list) -> list[tuple]:
     d = run.adaptive["design"]
     stopped = run.adaptive.get("stopped") or "not yet (running, or interrupted: run the same command again)"
     return [("h", 2, "Rounds (--until-decided)"),
-            ("p", f"Design: every cell may reach {d['max_seeds']} seeds and {d.get('extensions', 0)} doubling(s) of its "
+            ("p", f"Design: every cell may reach {d.get('max_seeds')} seeds and {d.get('extensions', 0)} doubling(s) of its "
                   f"generator iterations; every cell is decided at that design size and at α = {run.design.alpha:.3g} "
                   f"(α split over the iteration budgets). Stopped: {stopped}."),
             ("table", table, "What each round added, to which cells, and why; the verdicts after it")] + \

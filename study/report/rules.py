@@ -191,6 +191,7 @@ class Action:
     kind: str                 # seeds | iterations
     group: str                # data · backbone (· shared keys): what GAN and WGAN are compared within
     loss: Optional[str]       # the cell's loss; None: every cell of the group (iterations keep a group level)
+    cell: Optional[str]       # the cell that gets seeds (a group can hold ablation cells of the same loss)
     target: int               # seeds the cell will have, or generator iterations the group will train for
     why: str
 
@@ -209,12 +210,15 @@ def plan(states: pd.DataFrame, d: Design, start_iters: Optional[dict] = None) ->
     extended = set()
     for group, cells in open_.groupby("group", sort=False):
         iters = [n for needs in cells["need"] for n in needs if n.kind == "iterations"]
-        now = int(states.loc[states["group"] == group, "gen_iters"].max())
+        if not iters:
+            continue
+        budgets = states.loc[states["group"] == group, "gen_iters"].dropna()
+        if budgets.empty:
+            continue
+        now = int(budgets.max())
         first = int(start_iters.get(group, now))
-        doublings = round(math.log2(max(now, 1) / max(first, 1)))
-        if iters and doublings < d.looks - 1:
-            target = max(n.amount for n in iters)
-            out.append(Action("iterations", group, None, target, iters[0].why))
+        if round(math.log2(max(now, 1) / max(first, 1))) < d.looks - 1:
+            out.append(Action("iterations", group, None, None, max(n.amount for n in iters), iters[0].why))
             extended.add(group)
     for _, c in open_.iterrows():
         if c["group"] in extended:
@@ -222,7 +226,7 @@ def plan(states: pd.DataFrame, d: Design, start_iters: Optional[dict] = None) ->
         seeds = [n for n in c["need"] if n.kind == "seeds"]
         if seeds and c["n"] < (d.seeds or 0):
             target = min(int(c["n"]) + max(n.amount for n in seeds), d.seeds)
-            out.append(Action("seeds", c["group"], c["loss"], target, seeds[0].why))
+            out.append(Action("seeds", c["group"], c["loss"], c["cell"], target, seeds[0].why))
     return out
 
 
