@@ -1,15 +1,16 @@
 """`python -m study.sweep SPEC --until-decided`: run a sweep in rounds until every claim is decided.
 
-Each round runs its trials like any sweep (resumable, one run directory), decides with the report's own
-functions, then gives more seeds or more generator iterations only to the cells that can still change an
-undecided claim, as each cell's "would decide it" (study/report/rules.Need) asks. It stops when every claim is
-decided, when nothing more may be given (--max-seeds, the iteration budgets), or at --max-hours.
+A design is declared before any data: the seeds a cell may reach (`max_seeds`) and the iteration `budgets` claim
+1 is decided at (`until_decided: {max_seeds: 10, budgets: [3000, 6000]}`; the legacy `extensions: k` means the
+budgets T, 2T, ... 2^k T). Every seed is trained through every declared budget (each trial continued exactly
+from its final checkpoint, study/trial.extend), and claim 1 is decided and reported at each one; a budget that
+was not declared is never decided on. Rounds give more seeds only to the cells an undecided claim still needs.
 
-Error control under optional stopping: every cell is tested at its design size (--max-seeds: the seeds it may
-reach; missing ones count as unknown), so adding seeds round by round only ever adds to the counts, and the
-probability of ever deciding wrongly within the design is that of the full design, at most α. More iterations
-re-observe the same seeds under a new hypothesis ("works at 2T"), so α is split over the iteration budgets a run
-may visit (Bonferroni). The report reads both from adaptive.json and decides at the same size and level.
+Error control. Every cell is tested at its design size (missing seeds count as unknown) and each seed is read on
+its own numbers, so adding seeds only ever adds to the counts: "ever decided within the design" is "decided at the
+full design", an α-level test. Each budget is its own hypothesis: α is split over the declared budgets up front.
+The α ledger (ledger.json, study/rundir.py) records each design with the α it was given; a new design over the
+same trials gets only what is left, and a run directory without its ledger is refused for deciding.
 """
 from __future__ import annotations
 
@@ -17,43 +18,61 @@ from typing import Optional
 
 import pandas as pd
 
-from study.report.rules import Action, Design, plan
+from study.report.rules import ALPHA, Action, Design, declared, plan, rules_id
 
 DESIGN_SEEDS = 10     # seeds a cell may reach (the design size every cell is tested at)
-EXTENSIONS = 1        # times a group's training may be doubled: budgets T and 2T, α split in two
-MAX_ROUNDS = 8        # a guard: seeds and budgets bound the rounds long before this
+EXTENSIONS = 1        # legacy `extensions`: budgets T and 2T, α split in two
+MAX_ROUNDS = 12       # a guard: seeds and budgets bound the rounds long before this
 
 
-def design(max_seeds: int = DESIGN_SEEDS, extensions: int = EXTENSIONS) -> Design:
-    return Design(seeds=max_seeds, looks=extensions + 1)
+def budgets_of(base_iters: int, budgets: Optional[list] = None, extensions: Optional[int] = None) -> list[int]:
+    """The declared budgets: `budgets` as given, else T·2^i for i ≤ extensions (T: the spec's gen_iters)."""
+    if budgets:
+        return [int(b) for b in budgets]
+    k = EXTENSIONS if extensions is None else extensions
+    return [int(base_iters) * 2 ** i for i in range(k + 1)]
+
+
+def design(max_seeds: int = DESIGN_SEEDS, extensions: int = EXTENSIONS, budgets: Optional[list] = None,
+           base_iters: int = 1) -> Design:
+    return declared(max_seeds, budgets_of(base_iters, budgets, extensions))
+
+
+def design_of(entry: dict) -> Design:
+    """The Design a ledger entry declared (the report decides at exactly this)."""
+    return declared(int(entry["max_seeds"]), entry["budgets"], float(entry["alpha_total"]), entry.get("metrics") or {})
 
 
 # ---------------------------------------------------------------- the driver (rounds of an ordinary sweep)
-def _design(args) -> Design:
-    return design(args.max_seeds or DESIGN_SEEDS, EXTENSIONS if args.extensions is None else args.extensions)
+def _design(args, base_iters: int) -> Design:
+    return design(args.max_seeds or DESIGN_SEEDS, args.extensions, getattr(args, "budgets", None), base_iters)
 
 
-def describe(args) -> str:
-    d = _design(args)
+def describe(args, base_iters: int) -> str:
+    d = _design(args, base_iters)
     hours = f", at most {args.max_hours:g} h" if args.max_hours else ""
-    return (f"--until-decided: round 1 runs the spec's trials; later rounds give undecided cells up to {d.seeds} seeds "
-            f"and {d.looks - 1} doubling(s) of their generator iterations{hours}; every cell is decided at its design "
-            f"size of {d.seeds} seeds and α = {d.alpha:.3g}")
+    return (f"--until-decided: round 1 runs the spec's trials; later rounds give undecided cells up to {d.seeds} seeds"
+            f"{hours}; every seed is trained through the declared budgets {', '.join(map(str, d.budgets))} and claim 1 "
+            f"is decided at each, at the design size of {d.seeds} seeds and α = {ALPHA}/{len(d.budgets)} = {d.alpha:.3g} "
+            "per budget (less what the run's ledger.json has already spent)")
 
 
 def open_cells(run) -> tuple[pd.DataFrame, list]:
-    """(claim 1's cell states with the cells an undecided claim 2 or 3 still needs marked open too, every
-    verdict). Claim 2/3 cells need seeds up to the design, or iterations where their seeds have not converged."""
+    """(claim 1's cell states at every declared budget, with the cells an undecided claim 2 or 3 still needs marked
+    open at the last budget, every verdict). Rows of a budget whose claim-1 verdicts are all decided need nothing."""
     from study.report.claim1 import claim1
     from study.report.claim2 import claim2
     from study.report.claim3 import claim3
     from study.report.rules import Need
     (t1, v1), (t2, v2), (t3, v3) = claim1(run), claim2(run), claim3(run)
     st = t1["claim1_states"].copy()
+    if st.empty:
+        return st, [*v1, *v2, *v3]
     st["n"] = st["n_trials"]
-    open_claims = {v.key for v in (*v1, *v2, *v3) if v.verdict == "inconclusive"}
-    if not any(v.verdict == "inconclusive" for v in v1):  # claim 1 decided: its open cells need nothing for it
-        st["state"] = st["state_bonferroni"] = "decided"
+    for b in st["budget"].unique():
+        if all(v.verdict != "inconclusive" for v in v1 if v.budget in (b, None)):
+            st.loc[st["budget"] == b, ["state", "state_bonferroni"]] = "decided"
+    open_claims = {v.key for v in (*v2, *v3) if v.verdict == "inconclusive"}
     extra = set()
     for claim, table, bad in (("claim2", t2["claim2_correlation"], ("undecided", "unclear")),
                               ("claim3", t3["claim3_modes"], ("undecided",))):
@@ -61,13 +80,12 @@ def open_cells(run) -> tuple[pd.DataFrame, list]:
             key = claim + ("" if r["loss"] == "wgan" else f"/{r['loss']}")  # Verdict.key of the variant
             if r["outcome"] in bad and r["in_verdict"] and key in open_claims:
                 extra.add(r["cell"])
+    last = st["budget"].max()
     states, needs = list(st["state"]), list(st["needs"])
     for i, r in enumerate(st.itertuples()):
-        if r.cell in extra:
+        if r.cell in extra and r.budget == last:
             room = (run.design.seeds or 0) - r.n
             more = [Need("seeds", room, "claims 2/3: seeds up to the design size")] if room > 0 else []
-            if r.n_converged < r.n_completed and r.gen_iters == r.gen_iters:
-                more.append(Need("iterations", 2 * int(r.gen_iters), "claims 2/3: seeds not converged"))
             needs[i] = (list(r.needs) if r.state == "undecided" else []) + more
             states[i] = "undecided"
     st["state"], st["needs"] = states, needs
@@ -80,56 +98,108 @@ def _trial(cfg: dict):
     return Trial(load_trial_config(with_legacy(cfg)), {})
 
 
-def apply(run, actions: list[Action], out) -> tuple[list[dict], dict[str, str], list[str]]:
-    """New trials' configs, extensions {short id: long id}, and one line per action, from this round's plan."""
+def new_seeds(have: list[int], target: int) -> list[int]:
+    """Seeds to add to a cell that has `have`, up to `target` seeds: always after the largest it has, so a study
+    whose spec starts at held-out seeds (100, 101, ...) never reaches back into the seeds the rules were set on."""
+    top = max(have, default=-1)
+    return list(range(top + 1, top + 1 + max(target - len(have), 0)))
+
+
+def apply(run, actions: list[Action], out, first_budget: int) -> tuple[list[dict], list[str]]:
+    """New trials' configs (at the first declared budget) and one line per action, from this round's plan."""
     from study.rundir import read_config
     t = run.trials[run.trials["trial_id"].map(lambda tid: (out / tid / "config.yaml").exists())]
-    added, extended, lines = [], {}, []
+    added, lines = [], []
     for a in actions:
-        # a group trains as a whole (ablation cells too: one budget per backbone keeps its cells comparable)
-        rows = t[t["group"] == a.group] if a.kind == "iterations" else t[t["cell"] == a.cell]
+        rows = t[t["cell"] == a.cell]
         if rows.empty:
             continue
-        if a.kind == "iterations":  # unfinished trials too: every seed of the group at the new budget
-            from study.callbacks import FINAL_CHECKPOINT
-            for tid in rows["trial_id"]:
-                cfg, _ = read_config(out / tid)
-                new = _trial({**cfg, "train": {**cfg["train"], "gen_iters": a.target}})
-                added.append(new.config.resolved())
-                extended[tid] = new.id
-            cont = sum((out / tid / "checkpoints" / FINAL_CHECKPOINT).exists() for tid in rows["trial_id"])
-            lines.append(f"{a.group}: every cell trained to {a.target} generator iterations ({len(rows)} trials, "
-                         f"{cont} continued from their final checkpoint, the rest from the start) — {a.why}")
-        else:
-            cfg, _ = read_config(out / rows["trial_id"].iloc[0])
-            seeds = sorted(int(s) for s in run.trials.loc[run.trials["cell"] == a.cell, "seed"].dropna())
-            free = [s for s in range(max(seeds, default=-1) + 1 + a.target) if s not in seeds][: a.target - len(seeds)]
-            added += [_trial({**cfg, "seed": s}).config.resolved() for s in free]
-            lines.append(f"{a.cell}: seeds {', '.join(map(str, free))} ({len(seeds)} → {a.target}) — {a.why}")
-    return added, extended, lines
+        cfg, _ = read_config(out / rows["trial_id"].iloc[0])
+        seeds = sorted(int(s) for s in run.trials.loc[run.trials["cell"] == a.cell, "seed"].dropna())
+        free = new_seeds(seeds, a.target)
+        added += [_trial({**cfg, "seed": s, "train": {**cfg["train"], "gen_iters": first_budget}}).config.resolved()
+                  for s in free]
+        lines.append(f"{a.cell}: seeds {', '.join(map(str, free))} ({len(seeds)} → {a.target}) — {a.why}")
+    return added, lines
+
+
+def continuations(run, out, budgets: list[int]) -> dict[str, dict]:
+    """{short id: long config} for every completed trial that ends before the last declared budget: each is
+    continued to the next declared budget (every seed is trained through every budget)."""
+    from study.rundir import read_config
+    nxt = {b: budgets[i + 1] for i, b in enumerate(budgets[:-1])}
+    want = {}
+    for _, r in run.trials[run.trials["status"] == "completed"].iterrows():
+        cfg, _ = read_config(out / r["trial_id"])
+        if cfg is None:
+            continue
+        iters = int(cfg["train"]["gen_iters"])
+        if iters in nxt:
+            want[r["trial_id"]] = _trial({**cfg, "train": {**cfg["train"], "gen_iters": nxt[iters]}}).config.resolved()
+    return want
+
+
+def _ledger_entry(d: Design, spec_doc: Optional[dict]) -> dict:
+    import datetime
+    from study.provenance import git_state
+    return {"at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "max_seeds": d.seeds, "budgets": list(d.budgets), "alpha_total": d.alpha_total,
+            "alpha_per_budget": d.alpha, "rules": rules_id(), "harness": git_state()}
+
+
+def open_ledger(out, d: Design, doc: Optional[dict]) -> tuple[list, Design]:
+    """The run's ledger with this design in it: resumed when its last entry declared the same design, else a new
+    entry that gets the α the ledger has left. Refuses (UserError) a directory whose trials belong to a ledger
+    that is missing or damaged, or whose α is spent."""
+    from study.errors import UserError
+    from study.rundir import append_ledger, ledger_id, ledger_mark, ledger_spent, read_ledger, trial_dirs
+    entries, problem = read_ledger(out)
+    fix = "run the study anew in an empty --out (or restore the ledger.json this directory was copied without)"
+    if problem:
+        raise UserError(f"{out}/ledger.json: {problem}; {fix}")
+    marks = {m for t in trial_dirs(out, any_file=True) if (m := ledger_mark(t))}
+    if entries is None and (marks or doc):
+        raise UserError(f"{out}: its trials were decided by an adaptive run whose α ledger (ledger.json) is missing; {fix}")
+    if entries and (marks - {ledger_id(entries)}):
+        raise UserError(f"{out}: its trials belong to another ledger than {out}/ledger.json; {fix}")
+    if entries:
+        last = entries[-1]
+        if last["max_seeds"] == d.seeds and list(last["budgets"]) == list(d.budgets):
+            return entries, design_of(last)
+    left = ALPHA - ledger_spent(entries)
+    if left <= 1e-12:
+        raise UserError(f"{out}/ledger.json: the run's α ({ALPHA}) is spent by the designs already decided on these "
+                        f"trials; {fix}")
+    d = declared(d.seeds, list(d.budgets), left)
+    return append_ledger(out, entries, _ledger_entry(d, None)), d
 
 
 def run_adaptive(args, name: str, trials: list, out, execute) -> Optional[dict]:
     """Rounds until every claim is decided or a limit is hit; adaptive.json records each round before it runs
-    (so the same command resumes it) and its verdicts after. `execute(args, name, trials, out)` runs one round's
-    trials like any sweep (study/sweep.py). Returns the last round's status counts."""
+    (so the same command resumes it) and its verdicts after; ledger.json records the design and its α.
+    `execute(args, name, trials, out)` runs one round's trials like any sweep (study/sweep.py)."""
     import sys
     import time
     from collections import Counter
     from study.errors import UserError
+    from study.report.cells import primary_metric
     from study.report.load import load_run
-    from study.rundir import mark_extended, read_adaptive, write_adaptive
+    from study.rundir import ledger_id, mark_extended, mark_ledger, read_adaptive, write_adaptive
     from study.trial import extend
-    d = _design(args)
-    want = {"max_seeds": d.seeds, "extensions": d.looks - 1}
+    base = {int(t.config.train.gen_iters) for t in trials}
+    d = _design(args, min(base) if base else 1)
+    if base - {d.budgets[0]}:
+        raise UserError(f"{args.spec}: until_decided.budgets starts at {d.budgets[0]} but the spec's trials train for "
+                        f"{', '.join(map(str, sorted(base)))} generator iterations; make base.train.gen_iters the first budget")
     doc, problem = read_adaptive(out)
     if problem:
         raise UserError(f"{out}: {problem}; move it aside to start the adaptive run anew")
-    if doc and doc["design"] != want:
-        raise UserError(f"{out}/adaptive.json: this run was started with --max-seeds {doc['design']['max_seeds']} "
-                        f"--extensions {doc['design']['extensions']}; resume it with the same values, or choose "
-                        "another --out")
-    doc = doc or {"design": want, "rounds": []}
+    entries, d = open_ledger(out, d, doc)
+    lid = ledger_id(entries)
+    if doc and doc.get("ledger") not in (None, lid):
+        raise UserError(f"{out}/adaptive.json belongs to another ledger; run the study anew in an empty --out")
+    doc = doc or {"rounds": []}
+    doc.update(design={"max_seeds": d.seeds, "budgets": list(d.budgets)}, ledger=lid, rules=rules_id())
     say = lambda text: print(f"[{name}] {text}", file=sys.stderr)  # noqa: E731
     active = {t.id: t for t in trials}
     for r in doc["rounds"][1:]:  # replay the recorded rounds: the same trials, whatever was decided since
@@ -150,28 +220,32 @@ def run_adaptive(args, name: str, trials: list, out, execute) -> Optional[dict]:
         counts = execute(args, f"{name} round {rnd['round']}", list(active.values()), out)
         if counts is None:
             return None
+        for tid in active:
+            mark_ledger(out / tid, lid)
+        if "metrics" not in doc:  # the deciding metric of each data set, frozen at round 1
+            trials_now = load_run(out).trials
+            doc["metrics"] = {str(dn): primary_metric(trials_now, dn) for dn in trials_now["data"].dropna().unique()}
+        write_adaptive(out, doc)
         run = load_run(out)
         states, verdicts = open_cells(run)
-        wall = float(run.trials["wall_s"].astype(float).sum())
-        rnd.update(verdicts={v.key: v.verdict for v in verdicts}, trial_wall_s=round(wall, 1), seeds=int(states["n"].sum()))
+        rnd.update(verdicts={v.key: v.verdict for v in verdicts},
+                   trial_wall_s=round(_chain_wall(run), 1), seeds=int(states.groupby("cell")["n"].max().sum())
+                   if not states.empty else 0)
+        cont = continuations(run, out, list(d.budgets))
+        actions = plan(states, d) if not states.empty else []
         stop = None
-        if all(v.verdict != "inconclusive" for v in verdicts):
-            stop = "every claim is decided"
+        if not cont and all(v.verdict != "inconclusive" for v in verdicts):
+            stop = "every claim is decided at every declared budget"
         elif args.max_hours and time.monotonic() - t0 > args.max_hours * 3600:
             stop = f"--max-hours {args.max_hours:g} reached"
         elif len(doc["rounds"]) >= MAX_ROUNDS:
             stop = f"{MAX_ROUNDS} rounds"
-        if stop is None:
-            first = states.groupby("group")["gen_iters"].min().dropna()  # a group's budget when first planned
-            start = {g: int(doc.get("start_iters", {}).get(g, v)) for g, v in first.items()}
-            doc["start_iters"] = start
-            actions = plan(states, d, start)
-            if not actions:
-                left = states[states["in_verdict"] & (states["state"] == "undecided")]
-                asks = "; ".join(f"{r.cell} asks for {' and '.join(sorted({n.kind for n in r.needs})) or 'nothing'}"
-                                 for r in left.itertuples())
-                stop = (f"limits reached (--max-seeds {d.seeds}, {d.looks - 1} doubling(s) of the iterations; more "
-                        f"samples per evaluation is not given by a round): {asks or 'no open cell'}")
+        elif not cont and not actions:
+            left = states[states["in_verdict"] & (states["state"] == "undecided")] if not states.empty else states
+            asks = "; ".join(f"{r.cell} at {r.budget} asks for {' and '.join(sorted({n.kind for n in r.needs})) or 'nothing'}"
+                             for r in left.itertuples())
+            stop = (f"limits reached (--max-seeds {d.seeds}, budgets {', '.join(map(str, d.budgets))}; more samples "
+                    f"per evaluation is not given by a round): {asks or 'no open cell'}")
         if stop:
             rnd["stop"] = stop
             doc["stopped"] = stop
@@ -179,8 +253,20 @@ def run_adaptive(args, name: str, trials: list, out, execute) -> Optional[dict]:
             say(f"stopped after round {rnd['round']}: {stop}; " +
                 ", ".join(f"{k} {v}" for k, v in rnd["verdicts"].items()))
             return counts
-        added, extended, lines = apply(run, actions, out)
+        added, lines = apply(run, actions, out, d.budgets[0])
+        extended = {short: _trial(cfg).id for short, cfg in cont.items()}
+        if cont:
+            lines.append(f"{len(cont)} trial(s) continued to their next declared budget")
         for short in extended:
             active.pop(short, None)
-        active.update({(t := _trial(c)).id: t for c in added})
-        doc["rounds"].append({"round": rnd["round"] + 1, "added": added, "extended": extended, "why": lines})
+        active.update({(t := _trial(c)).id: t for c in [*cont.values(), *added]})
+        doc["rounds"].append({"round": rnd["round"] + 1, "added": [*cont.values(), *added], "extended": extended,
+                              "why": lines})
+
+
+def _chain_wall(run) -> float:
+    """Trial seconds, a continued trial counted whole: its own wall time plus every shorter trial it continues."""
+    walls = [run.trials["wall_s"]]
+    if run.budget_trials is not None:
+        walls.append(run.budget_trials["wall_s"])
+    return float(pd.concat(walls).astype(float).sum())

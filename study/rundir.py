@@ -28,6 +28,8 @@ CONFIG, RESULT, METRICS = "config.yaml", "result.json", "metrics.csv"
 SAMPLES, CHECKPOINTS, FINAL_SAMPLES = "samples", "checkpoints", "samples.npz"
 EXTENDED = "extended_to"        # in a finished trial continued by a longer one: the longer trial's id
 ADAPTIVE = "adaptive.json"      # an --until-decided run: its design and rounds (study/adaptive.py)
+LEDGER = "ledger.json"          # an adaptive run's α ledger: every design ever decided on these trials (append-only)
+LEDGER_MARK = "ledger_id"       # in each trial an adaptive run ran: the id of the ledger that owns its decisions
 TRIAL_FILES = (RESULT, CONFIG, METRICS)
 ID_MISMATCH = f"{CONFIG} does not hash to the trial id"  # how every reader names a config edited after the run
 # a trial id (study/config.py TrialConfig.trial_id): [ac]<loss>_<backbone>_<data>_s<seed>_<8 hex digits of the hash>
@@ -253,6 +255,68 @@ def read_adaptive(run_dir: Path) -> tuple[Optional[dict], Optional[str]]:
 
 def write_adaptive(run_dir: Path, doc: dict) -> None:
     write_json(Path(run_dir) / ADAPTIVE, doc)
+
+
+# ---------------------------------------------------------------- the α ledger (study/adaptive.py, the report)
+# Append-only: each entry carries the sha256 of the entry before it, so an edited or truncated ledger reads as
+# damaged. Its first entry's hash is the ledger's id, written into every trial an adaptive run ran (LEDGER_MARK):
+# a run directory copied without its ledger (or with another one) is recognised by its trials and refused for
+# deciding, never decided as if its α were fresh.
+def _entry_sha(entry: dict) -> str:
+    import hashlib
+    body = {k: v for k, v in entry.items() if k != "sha"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def read_ledger(run_dir: Path) -> tuple[Optional[list], Optional[str]]:
+    """(entries, None); (None, None) when there is no ledger; (None, what is wrong) when it is damaged."""
+    path = Path(run_dir) / LEDGER
+    if not path.exists():
+        return None, None
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError) as e:
+        return None, f"{LEDGER} unreadable ({type(e).__name__})"
+    entries = doc.get("entries") if isinstance(doc, dict) else None
+    if not isinstance(entries, list) or not entries:
+        return None, f"{LEDGER} has no entries"
+    prev = ""
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or e.get("prev") != prev or e.get("sha") != _entry_sha(e):
+            return None, f"{LEDGER} entry {i + 1} does not chain to the one before it (edited or truncated)"
+        prev = e["sha"]
+    return entries, None
+
+
+def ledger_id(entries: list) -> str:
+    return entries[0]["sha"][:16]
+
+
+def ledger_spent(entries: Optional[list]) -> float:
+    """The α every design in the ledger was given (and may have spent): a new design gets what is left."""
+    return float(sum(float(e["alpha_total"]) for e in entries or []))
+
+
+def append_ledger(run_dir: Path, entries: Optional[list], entry: dict) -> list:
+    entries = list(entries or [])
+    entry = {**entry, "prev": entries[-1]["sha"] if entries else ""}
+    entry["sha"] = _entry_sha(entry)
+    entries.append(entry)
+    write_json(Path(run_dir) / LEDGER, {"entries": entries})
+    return entries
+
+
+def ledger_mark(trial_dir: Path) -> Optional[str]:
+    try:
+        return (Path(trial_dir) / LEDGER_MARK).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def mark_ledger(trial_dir: Path, lid: str) -> None:
+    if Path(trial_dir).is_dir() and ledger_mark(trial_dir) != lid:
+        with atomic_path(Path(trial_dir) / LEDGER_MARK) as tmp:
+            Path(tmp).write_text(lid + "\n")
 
 
 def write_config(trial_dir: Path, cfg: dict) -> None:

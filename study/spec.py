@@ -25,7 +25,7 @@ from study.config import EXECUTION_KEYS, BackbonePair, ConfigError, TrialConfig,
 
 SPEC_KEYS = ("base", "description", "grid", "name", "until_decided", "zip")
 # until_decided: the spec runs adaptively by default (study/adaptive.py); its keys are the CLI's defaults
-UNTIL_DECIDED = {"max_seeds": int, "extensions": int, "max_hours": (int, float)}
+UNTIL_DECIDED = {"max_seeds": int, "budgets": list, "extensions": int, "max_hours": (int, float)}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 MAX_NAME = 100  # the name becomes runs/<name> and reports/<name>: well under a file name's 255 bytes
 # More trials than any machine or cluster here could run (10^6 tiny trials at ~1 s each: 11 days on 1,000 cores),
@@ -185,7 +185,8 @@ def _validate(doc: dict, where: str, varied: dict) -> TrialConfig:
 
 
 def check_until_decided(block: Any, where: str) -> None:
-    """`until_decided: {max_seeds: 10, extensions: 1, max_hours: 2}` (any subset; {} for the defaults)."""
+    """`until_decided: {max_seeds: 10, budgets: [3000, 6000], max_hours: 2}` (any subset; {} for the defaults;
+    the legacy `extensions: k` declares the budgets T, 2T, ... 2^k T)."""
     if block is None:
         return
     if not isinstance(block, dict):
@@ -194,9 +195,19 @@ def check_until_decided(block: Any, where: str) -> None:
         kind = UNTIL_DECIDED.get(key)
         if kind is None:
             raise ConfigError(where, f"until_decided.{key}", f"unknown key (allowed: {', '.join(UNTIL_DECIDED)})")
+        if key == "budgets":
+            ok = (isinstance(value, list) and value and all(isinstance(b, int) and not isinstance(b, bool) and b >= 1
+                                                           for b in value) and value == sorted(set(value)))
+            if not ok:
+                raise ConfigError(where, "until_decided.budgets", "must be a list of increasing generator-iteration "
+                                  f"counts ≥ 1, the first equal to base.train.gen_iters (got {value!r})")
+            continue
         low = 0 if key == "extensions" else 1
         if isinstance(value, bool) or not isinstance(value, kind) or value < low:
             raise ConfigError(where, f"until_decided.{key}", f"must be a number ≥ {low} (got {value!r})")
+    if "budgets" in block and "extensions" in block:
+        raise ConfigError(where, "until_decided", "give budgets or extensions, not both (extensions: k means the "
+                                                  "budgets T, 2T, ... 2^k T)")
 
 
 def load_spec(path: Path, sets: list[str] = ()) -> tuple[dict, list[Trial]]:

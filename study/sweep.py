@@ -52,6 +52,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                    help="with --until-decided: seeds a cell may reach, the design size every cell is tested at "
                         "(default 10)")
     p.add_argument("--max-hours", type=float, default=None, help="with --until-decided: stop starting rounds after this")
+    p.add_argument("--budgets", type=lambda v: [int(x) for x in v.split(",")], default=None, metavar="T1,T2,...",
+                   help="with --until-decided: the generator-iteration budgets claim 1 is decided at, declared before "
+                        "the run (α split over them); the first is the spec's gen_iters")
     p.add_argument("--extensions", type=int, default=None,
                    help="with --until-decided: times a backbone's training may be doubled (default 1; 0: seeds only, "
                         "and the whole α for one budget)")
@@ -206,16 +209,20 @@ def sweep(args: argparse.Namespace) -> int:
         raise UserError("--until-decided and --no-adaptive contradict each other")
     if doc.get("until_decided") is not None and not args.no_adaptive:  # the spec's design; the command line wins
         args.until_decided = True
+        cli_budget = args.budgets is not None or args.extensions is not None  # either one replaces the spec's
         for key, value in doc["until_decided"].items():
-            if getattr(args, key) is None:
+            if getattr(args, key) is None and not (cli_budget and key in ("budgets", "extensions")):
                 setattr(args, key, value)
-    if not args.until_decided and any(getattr(args, k) is not None for k in ("max_seeds", "max_hours", "extensions")):
-        raise UserError("--max-seeds, --max-hours and --extensions go with --until-decided")
+    if not args.until_decided and any(getattr(args, k) is not None for k in ("max_seeds", "max_hours", "extensions",
+                                                                               "budgets")):
+        raise UserError("--max-seeds, --max-hours, --budgets and --extensions go with --until-decided")
+    if args.budgets is not None and args.extensions is not None:
+        raise UserError("--budgets and --extensions: give one (extensions k means the budgets T, 2T, ... 2^k T)")
     out = args.out or Path("runs") / name
     if args.dry_run:
         if args.until_decided:
             from study.adaptive import describe
-            print(describe(args))
+            print(describe(args, min((int(t.config.train.gen_iters) for t in trials), default=1)))
         print(f"{len(trials)} trials -> {out}/\n{trial_table(trials)}")
         return OK
     preflight(args, trials, out)

@@ -163,19 +163,27 @@ def test_claim1_inconclusive_with_two_seeds_and_when_the_gan_never_fails(tmp_pat
 
 
 def test_seed_outcomes():
-    assert R.seed_outcome("diverged", math.nan, 0, None, None) == (R.FAILED, "diverged")
+    ok = dict(covers=True)
+    assert R.seed_outcome("diverged", math.nan, 0, None, None) == (R.FAILED, R.DIVERGED)
     assert R.seed_outcome("incomplete", 0.1, 0, True, None)[0] == R.UNKNOWN
-    assert R.seed_outcome("completed", 0.99, 0.01, None, None) == (R.FAILED, "at the untrained anchor")
-    assert R.seed_outcome("completed", 0.1, 0.01, None, True)[0] == R.FAILED  # concentrated, whatever its FID
-    assert R.seed_outcome("completed", 0.1, 0.01, None, None) == (R.GOOD, "good")
-    assert R.seed_outcome("completed", 0.6, 0.01, True, False) == (R.FAILED, "converged short of 0.5")
-    assert R.seed_outcome("completed", 0.6, 0.01, False, False) == (R.UNKNOWN, "still improving")
-    assert R.seed_outcome("completed", 0.6, 0.01, None, False) == (R.UNKNOWN, "trend unknown")
-    assert R.seed_outcome("completed", 0.495, 0.01, True, False) == (R.UNKNOWN, "within noise of the threshold")
+    # a seed at the anchor that never left it has stalled, whatever a classifier says of its (blank) samples
+    assert R.seed_outcome("completed", 0.99, 0.01, None, True, stalled=True) == (R.FAILED, R.STALLED)
+    assert R.seed_outcome("completed", 0.99, 0.01, None, None, stalled=False) == (R.FAILED, R.DIVERGED)  # came back
+    assert R.seed_outcome("completed", 0.1, 0.01, None, True, False, **ok) == (R.FAILED, R.COLLAPSED)
+    assert R.seed_outcome("completed", 0.1, 0.01, None, None, False, collapsed=True) == (R.FAILED, R.COLLAPSED)
+    assert R.seed_outcome("completed", 0.1, 0.01, None, None, False, **ok) == (R.GOOD, "good")
+    # good quality is not good without coverage: too few modes, or coverage not yet decided, is unknown
+    assert R.seed_outcome("completed", 0.1, 0.01, None, None, False, covers=False)[0] == R.UNKNOWN
+    assert R.seed_outcome("completed", 0.1, 0.01, None, None, False, covers=None)[0] == R.UNKNOWN
+    assert R.seed_outcome("completed", 0.6, 0.01, True, False, False, **ok) == (R.FAILED, R.SHORT)
+    assert R.seed_outcome("completed", 0.6, 0.01, False, False, False, **ok) == (R.UNKNOWN, "still improving")
+    assert R.seed_outcome("completed", 0.6, 0.01, None, False, False, **ok) == (R.UNKNOWN, "trend unknown")
+    assert R.seed_outcome("completed", 0.495, 0.01, True, False, False, **ok) == (R.UNKNOWN, "within noise of the threshold")
+    assert set(R.FAILURE_KINDS) == {"diverged", "stalled", "collapsed", "converged short"}
 
 
 def test_cell_state_counts_one_threshold_both_ways():
-    good, bad = (R.GOOD, "good"), (R.FAILED, "at the untrained anchor")
+    good, bad = (R.GOOD, "good"), (R.FAILED, R.STALLED)
     s = R.cell_state([bad] * 4 + [good])  # the constant-filter GAN of issue 20: 4 of 5 never left the anchor
     assert s.state == "fails" and s.why.startswith("4 of 5 seeds failed") and "p = 0.0453" in s.why
     assert R.cell_state([bad] + [good] * 4).state == "undecided"  # one failure in five: a rate of 1/3 fits
@@ -184,7 +192,7 @@ def test_cell_state_counts_one_threshold_both_ways():
     s = R.cell_state([good] * 8)
     assert s.state == "works" and "p = 0.039" in s.why
     # no dead zone: a cell whose every seed converged at 0.7 is decided (it fails), given seeds
-    mid = (R.FAILED, "converged short of 0.5")
+    mid = (R.FAILED, R.SHORT)
     assert R.cell_state([mid] * 3).state == "fails"
     # the design size: missing seeds count as unknown, so fewer seeds can only undecide
     assert R.cell_state([good] * 8, design=10).state == "undecided"

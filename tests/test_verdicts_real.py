@@ -107,3 +107,28 @@ def test_one_failed_seed_of_five_is_not_a_failing_cell(tmp_path):
     st = claim1.claim1(load_run(root))[0]["claim1_states"].set_index("cell").loc["mnist5k · dcgan · WGAN"]
     assert (st["n_failed"], st["n_good"], st["state"]) == (1, 4, "undecided")
     assert np.isclose(st["q_mean"], st["q_mean"])
+
+
+def test_adding_seeds_never_changes_another_seeds_outcome(tmp_path):
+    """Issue 27: each seed is read on its own numbers (its own repeat difference, its own anchors and curve), so the
+    outcome of seeds 0-2 is the same whether seeds 3-4 of their cells exist or not, on the real run."""
+    few = tmp_path / "few"
+    shutil.copytree(FIXTURE, few)
+    for d in list(few.glob("*_s3_*")) + list(few.glob("*_s4_*")):
+        shutil.rmtree(d)
+    def outcomes(root):
+        ev = claim1.claim1(load_run(root))[0]["trial_evidence"].set_index("trial_id")
+        return ev[["outcome", "outcome_why", "band"]]
+    small, full = outcomes(few), outcomes(FIXTURE)
+    small = small.loc[[t for t in small.index if "_s3_" not in t and "_s4_" not in t]]  # results.csv lists them
+    assert len(small) == 18 and len(full) == 30
+    pd.testing.assert_frame_equal(small, full.loc[small.index])
+    # and the noise a seed is read against is its own: seed 3 of the MLP WGAN (issue 27's example) keeps its band
+    band = full.loc[[t for t in full.index if t.startswith("wgan_mlp_") and "_s3_" in t], "band"]
+    assert band.iloc[0] == pytest.approx(3 * 0.01)  # its own repeat difference is below the noise floor
+
+
+def test_the_stall_is_named_a_stall(baseline):
+    """The constant-filter GAN's failed seeds never left the untrained generator: stalled, not collapsed."""
+    st = claim1.claim1(load_run(FIXTURE))[0]["claim1_states"].set_index("cell").loc["mnist5k · dcgan_const/dcgan · GAN"]
+    assert st["failed_why"] == "4 stalled" and st["n_stalled"] == 4 and st["n_collapsed"] == 0

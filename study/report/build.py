@@ -97,7 +97,8 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
         df.to_csv(out / "tables" / f"{name}.csv", index=False)
 
     with figures.style():
-        f1 = (figures.claim1_state_figure(run, t1["trial_evidence"], figdir)
+        f1 = (figures.time_to_learn_figure(run, t1["claim1_time_to_learn"], figdir)
+              + figures.claim1_state_figure(run, t1["trial_evidence"], figdir)
               + figures.claim1_figures(run, t1["claim1_quality"], t1["claim1_difference"], figdir))
         f2 = figures.claim2_figures(run, t2["claim2_across_trials"], figdir)
         f3 = figures.claim3_figures(run, t3["claim3_modes"], figdir)

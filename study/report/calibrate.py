@@ -62,67 +62,72 @@ CLAIM1_TRUTH = {"true": "supported", "false": "not supported", "borderline rate"
                 "slow wgan": "supported"}
 
 
-def _seed(rng, mu: float, p: float, slow: float, sd: float, noise: float, heavy: bool, budget: int) -> tuple:
+def _seed(rng, mu: float, p: float, slow: float, sd: float, noise: float, heavy: bool, budgets: int) -> list:
+    """One seed's outcome at each of `budgets` declared budgets: the same seed trained on (a silent failure stays
+    stalled; a slow seed is still improving at the first budget only)."""
+    band = 3 * max(noise, R.NOISE_FLOOR)
     if rng.random() < p:
-        return R.seed_outcome("completed", 1.0 + noise * rng.standard_normal(), 3 * noise, True, None)
-    if budget == 1 and rng.random() < slow:
-        return R.UNKNOWN, "still improving"
+        return [R.seed_outcome("completed", 1.0 + noise * rng.standard_normal(), band, True, None, True, True)] * budgets
+    slow_now = rng.random() < slow
     e = rng.standard_t(3) / math.sqrt(3) if heavy else rng.standard_normal()
-    return R.seed_outcome("completed", mu + sd * e + noise * rng.standard_normal(), 3 * noise, True, None)
+    done = R.seed_outcome("completed", mu + sd * e + noise * rng.standard_normal(), band, True, None, False, True)
+    return [(R.UNKNOWN, "still improving") if slow_now and b == 0 else done for b in range(budgets)]
 
 
-def _states(outcomes: dict, design: R.Design, gen_iters: int) -> pd.DataFrame:
+def _states(outcomes: dict, design: R.Design, gen_iters: int, budget: int = 0) -> pd.DataFrame:
     m = len({b for b, _ in outcomes})
     rows = []
     for (b, loss), seeds in outcomes.items():
-        s = R.cell_state(seeds, design.alpha, design.seeds, gen_iters)
-        sb = R.cell_state(seeds, design.alpha / m, design.seeds, gen_iters)
+        at = [s[budget] for s in seeds]
+        s = R.cell_state(at, design.alpha, design.seeds, gen_iters)
+        sb = R.cell_state(at, design.alpha / m, design.seeds, gen_iters)
         rows.append({"group": b, "loss": loss, "cell": f"{b} {loss}", "state": s.state, "state_bonferroni": sb.state,
-                     "in_verdict": True, "needs": s.need, "needs_bonferroni": sb.need, "n": len(seeds)})
+                     "in_verdict": True, "needs": s.need, "needs_bonferroni": sb.need, "n": len(seeds),
+                     "budget": budget})
     return pd.DataFrame(rows)
 
 
-def claim1_run(truth: str, rng, n: int | None, sd: float, noise: float, heavy: bool) -> tuple[str, int, int]:
-    """(verdict, seeds spent, iteration budgets spent) of one synthetic study: fixed n seeds, or (n None) the
-    adaptive driver's rounds (rules.plan) from ADAPTIVE["start"] seeds."""
+def claim1_run(truth: str, rng, n: int | None, sd: float, noise: float, heavy: bool) -> tuple[list[str], int, int]:
+    """(verdict at each budget, seeds spent, budgets) of one synthetic study: fixed n seeds at one budget, or (n
+    None) the adaptive driver's rounds (rules.plan) from ADAPTIVE["start"] seeds over ADAPTIVE["looks"] declared
+    budgets, every seed observed at every budget."""
     cells = CLAIM1[truth]
-    draw = lambda c, k, b: [_seed(rng, *cells[c], sd, noise, heavy, b) for _ in range(k)]  # noqa: E731
+    looks = 1 if n is not None else ADAPTIVE["looks"]
+    draw = lambda c, k: [_seed(rng, *cells[c], sd, noise, heavy, looks) for _ in range(k)]  # noqa: E731
     if n is not None:
-        outs = {c: draw(c, n, 1) for c in cells}
-        return claim1.decide(_states(outs, R.Design(), 1))[0], n * len(cells), len(cells)
-    design = R.Design(ADAPTIVE["max_seeds"], ADAPTIVE["looks"])
-    budget = {c: 1 for c in cells}
-    outs = {c: draw(c, ADAPTIVE["start"], 1) for c in cells}
+        outs = {c: draw(c, n) for c in cells}
+        return [claim1.decide(_states(outs, R.Design(), 1))[0]], n * len(cells), 1
+    design = R.declared(ADAPTIVE["max_seeds"], list(range(1, looks + 1)))
+    outs = {c: draw(c, ADAPTIVE["start"]) for c in cells}
     while True:
-        st = _states(outs, design, 1)
-        verdict = claim1.decide(st)[0]
-        if verdict != "inconclusive":
+        st = [_states(outs, design, 1, b) for b in range(looks)]
+        verdicts = [claim1.decide(s)[0] for s in st]
+        if all(v != "inconclusive" for v in verdicts):
             break
-        actions = R.plan(st.assign(gen_iters=[budget[c] for c in outs]), design)
+        open_ = pd.concat([s for s, v in zip(st, verdicts) if v == "inconclusive"], ignore_index=True)
+        actions = R.plan(open_, design)
         if not actions:
             break
         for a in actions:
-            for c in [c for c in outs if (a.group, a.loss) in ((c[0], c[1]), (c[0], None))]:
-                if a.kind == "iterations":  # every seed of the cell re-observed at the longer budget
-                    budget[c] = a.target
-                    outs[c] = [_seed(rng, *cells[c], sd, noise, heavy, a.target) for _ in outs[c]]
-                elif a.kind == "seeds":
-                    outs[c] += draw(c, a.target - len(outs[c]), budget[c])
-    return verdict, sum(map(len, outs.values())), sum(budget.values())
+            c = next(c for c in outs if f"{c[0]} {c[1]}" == a.cell)
+            outs[c] += draw(c, a.target - len(outs[c]))
+    return verdicts, sum(map(len, outs.values())), looks
 
 
 def claim1_rates(truth: str, n: int | None, reps: int, sd: float, noise: float, heavy: bool, seed: int = 0) -> dict:
+    """Wrong: a decided verdict at ANY budget that contradicts the truth (the family-wise error over budgets);
+    right: the last budget decided correctly."""
     rng = np.random.default_rng(seed)
-    decided = wrong = seeds = budgets = 0
+    decided = wrong = right = seeds = 0
     for _ in range(reps):
-        v, k, b = claim1_run(truth, rng, n, sd, noise, heavy)
-        seeds, budgets = seeds + k, budgets + b
-        if v != "inconclusive":
-            decided += 1
-            wrong += v != CLAIM1_TRUTH[truth]
+        vs, k, _ = claim1_run(truth, rng, n, sd, noise, heavy)
+        seeds += k
+        decided += vs[-1] != "inconclusive"
+        wrong += any(v != "inconclusive" and v != CLAIM1_TRUTH[truth] for v in vs)
+        right += vs[-1] != "inconclusive" and vs[-1] == CLAIM1_TRUTH[truth]
     cells = len(CLAIM1[truth])
-    return {"decided": decided / reps, "wrong": wrong / reps, "right": (decided - wrong) / reps,
-            "seeds_per_cell": seeds / reps / cells, "budget_per_cell": budgets / reps / cells}
+    return {"decided": decided / reps, "wrong": wrong / reps, "right": right / reps,
+            "seeds_per_cell": seeds / reps / cells, "budget_per_cell": 1.0}
 
 
 CLAIM2 = {"true": (0.85, 0.85), "false": (0.85, 0.10), "borderline": (0.85, 0.5)}  # (WGAN cells' mu_rho, last cell's)
@@ -195,8 +200,7 @@ def markdown(res: dict) -> str:
     for claim in ("claim1", "claim2", "claim3"):
         for key, r in res[claim].items():
             n, truth, *label = key.split("/")
-            spent = f"{r['seeds_per_cell']:.1f}" + (f" (budget x{r['budget_per_cell']:.2f})" if n == "adaptive" else "") \
-                if "seeds_per_cell" in r else n
+            spent = f"{r['seeds_per_cell']:.1f}" if "seeds_per_cell" in r else n
             lines.append(f"| {claim[-1]} | {n} | {truth} | {(label or ['measured'])[0]} | {r['decided']:.1%} | "
                          f"{r['wrong']:.1%} | {r['right']:.1%} | {spent} |")
     return "\n".join(lines)

@@ -2,6 +2,8 @@
 statistics every claim section shares."""
 from __future__ import annotations
 
+from typing import Optional
+
 import json
 import math
 from dataclasses import dataclass
@@ -184,11 +186,14 @@ class Verdict:
     evidence: list[str]        # the numbers that decided it, one line each
     reason: str = ""           # which branch of the rule fired
     variant: str = "wgan"      # the Wasserstein variant judged against the GAN
+    budget: Optional[int] = None  # the declared budget (generator iterations) it was decided at; None: the run's own
 
     @property
     def key(self) -> str:
-        """verdicts.json key: claimN for the WGAN (as before the variants), claimN/<variant> for the others."""
-        return f"claim{self.claim}" + ("" if self.variant == "wgan" else f"/{self.variant}")
+        """verdicts.json key: claimN for the WGAN (as before the variants), claimN/<variant> for the others, and
+        @<budget> where a run declared budgets (claim 1 is decided at each)."""
+        return (f"claim{self.claim}" + ("" if self.variant == "wgan" else f"/{self.variant}")
+                + ("" if self.budget is None else f"@{self.budget}"))
 
     @property
     def title_suffix(self) -> str:

@@ -13,7 +13,8 @@ from study.report.cells import (LABEL, VARIANTS, Verdict, cells, ci, counts, dif
                                 quality_metrics, summarize, variants_in)
 from study.report import rules as R
 from study.report.evidence import CONCENTRATED, CONV_TOL, LATE
-from study.report.outcomes import cell_states, trial_evidence
+from study.report import evidence as E
+from study.report.outcomes import budget_evidence, cell_states, deciding_metrics, trial_evidence
 
 
 def rule(design: R.Design) -> list[str]:
@@ -23,16 +24,19 @@ def rule(design: R.Design) -> list[str]:
         "Quality per trial is normalised between two anchors measured by the same evaluator: the real floor "
         "(the metric of N real samples) = 0 and the untrained generator (generator iteration 0) = 1. Deciding "
         "metric: Inception FID where every completed trial has it, else domain-feature FID, else (toys) exact W1. "
-        "Evaluation noise: 3 x the RMS difference between two scorings of the final generators of the cell.",
+        f"Evaluation noise, per seed: {E.MOVED:g} x the difference between two scorings of the seed's own final "
+        f"generator (at least {E.MOVED:g} x {R.NOISE_FLOOR} of the quality scale): a seed is read on its own numbers, so adding "
+        "seeds never changes another seed's outcome.",
         *R.RULE_SEED,
         f"Concentrated: at most {CONCENTRATED:.0%} of the modes hold confident samples, by every classifier "
         "that can read them (images: the domain CNN and an independent pixel kNN; toys: geometry).",
         f"Converged: the 95% interval of the Theil–Sen trend over the last {LATE:.0%} of training projects at most "
         f"{CONV_TOL} improvement over the last quarter of training (a rate per generator iteration; an interval, "
         "so thinning the evaluations can only widen it).",
-        R.rule_cell(a) + (f" This run is adaptive: cells are tested at their design size of {design.seeds} seeds "
-                          f"and α = {R.ALPHA}/{design.looks} over its iteration budgets." if design.looks > 1 or
-                          design.seeds else ""),
+        R.rule_cell(a) + (f" This run declared its design before the data: cells are tested at their design size "
+                          f"of {design.seeds} seeds at each declared budget ({', '.join(map(str, design.budgets))} "
+                          f"generator iterations), at α = {design.alpha_total:.3g}/{len(design.budgets)} each (the α "
+                          "its ledger gave this design)." if design.budgets else ""),
         f"Verdict (the claim as the paper states it): *supported* when the WGAN works on every backbone compared "
         f"(each test at α = {a:.3g}) and the GAN fails on at least one of them (α/m over the m backbones: "
         f"Bonferroni for \"at least one\"); *not supported* when on some backbone the GAN works (α) and the WGAN "
@@ -86,6 +90,8 @@ def state_table(ev: pd.DataFrame, m: int, design: R.Design = R.Design()) -> pd.D
                      "failed_why": "; ".join(f"{n} {w}" for w, n in why_failed.items()),
                      "unknown_why": "; ".join(f"{n} {w}" for w, n in why_unknown.items()),
                      "n_diverged": int((t["status"] == "diverged").sum()),
+                     **{f"n_{k.replace(' ', '_')}": int(((t["outcome"] == R.FAILED) & (t["outcome_why"] == k)).sum())
+                        for k in R.FAILURE_KINDS if k != R.DIVERGED},
                      "n_collapsed": int((done["collapse"] == True).sum()),  # noqa: E712
                      "n_concentrated": int((done["concentrated"] == True).sum()),  # noqa: E712
                      "ceiling": float(np.nanmedian(done["ceiling"])) if done["ceiling"].notna().any() else math.nan,
@@ -158,7 +164,7 @@ def decide(states: pd.DataFrame, variant: str = "wgan") -> tuple[str, str]:
 
 
 def evidence_line(r: pd.Series) -> str:
-    failed = f" ({r['failed_why']})" if r["failed_why"] else ""
+    failed = f" ({r['failed_why']})" if r["failed_why"] else ""  # the failure kinds: stalled, collapsed, ...
     unknown = f" ({r['unknown_why']})" if r["unknown_why"] else ""
     return (f"`{r['cell']}` at {fmt(r['gen_iters'])} generator iterations: {r['n_good']} good, {r['n_failed']} "
             f"failed{failed}, {r['n_unknown']} unknown{unknown} of {r['n_design']} seeds; normalised quality "
@@ -167,26 +173,78 @@ def evidence_line(r: pd.Series) -> str:
             + (f"; would decide it: {r['need']}" if r["need"] else ""))
 
 
-def claim1(run) -> tuple[dict[str, pd.DataFrame], Verdict]:
+def time_to_learn(run, ev: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and evaluation step: the fraction of seeds whose quality is good (below WORK_Q beyond its own band)
+    and the fraction that have left the untrained anchor (below FAIL_Q beyond it), with 95% Clopper-Pearson
+    intervals over the seeds evaluated at that step. A stall that half the seeds escape shows as a rising curve
+    that stops at one half; a slow start as a late rise. Quality only: coverage is decided at the final step."""
+    keys = deciding_metrics(run, run.trials)
+    rows = []
+    for cell, t in ev[ev["status"].isin(["completed", "diverged"])].groupby("cell", sort=False):
+        per_step: dict[float, list[tuple[bool, bool]]] = {}
+        for _, r in t.iterrows():
+            steps, vals = E.curve(run.metrics.get(r["trial_id"]), keys.get(r["data"]))
+            for st, v in zip(steps, vals):
+                q = E.normalise(v, r["floor"], r["ceiling"])
+                if np.isfinite(q):
+                    per_step.setdefault(st, []).append((q + r["band"] < R.WORK_Q, q + r["band"] < R.FAIL_Q))
+        first = t.iloc[0]
+        for st in sorted(per_step):
+            flags = per_step[st]
+            n, good, left = len(flags), sum(g for g, _ in flags), sum(lft for _, lft in flags)
+            rows.append({"group": first["group"], "backbone": first["backbone"], "loss": first["loss"],
+                         "hue": first["hue"], "cell": cell, "step": int(st), "n": n,
+                         "good": good / n, **_cp("good", good, n), "left": left / n, **_cp("left", left, n)})
+    return pd.DataFrame(rows)
+
+
+def _cp(name: str, k: int, n: int) -> dict:
+    from scipy.stats import beta
+    lo = float(beta.ppf(0.025, k, n - k + 1)) if k > 0 else 0.0
+    hi = float(beta.ppf(0.975, k + 1, n - k)) if k < n else 1.0
+    return {f"{name}_lo": lo, f"{name}_hi": hi}
+
+
+def kinds_line(r: pd.Series) -> str:
+    parts = [f"{int(r[f'n_{k.replace(chr(32), chr(95))}'])} {k}" for k in R.FAILURE_KINDS
+             if r.get(f"n_{k.replace(' ', '_')}", 0)]
+    return ", ".join(parts)
+
+
+def claim1(run) -> tuple[dict[str, pd.DataFrame], list[Verdict]]:
     q = quality_table(run)
     ev = trial_evidence(run)
+    bev = budget_evidence(run) if not ev.empty else ev.assign(budget=math.nan)
     verdict_ev = ev[ev["in_verdict"]]
     m = max(verdict_ev["group"].nunique(), 1) if not ev.empty else 1
-    st = state_table(ev, m, run.design) if not ev.empty else pd.DataFrame()
+    budgets = list(run.design.budgets) or [None]
+    st = pd.concat([state_table(bev if b is None else bev[bev["budget"] == b], m, run.design).assign(budget=b)
+                    for b in budgets if b is None or (bev["budget"] == b).any()], ignore_index=True) \
+        if not ev.empty else pd.DataFrame()
     d = difference_table(ev) if not ev.empty else pd.DataFrame()
-    tables = {"claim1_quality": q, "claim1_states": st, "claim1_difference": d, "trial_evidence": ev}
+    ttl = time_to_learn(run, ev) if not ev.empty else pd.DataFrame()
+    tables = {"claim1_quality": q, "claim1_states": st, "claim1_difference": d, "trial_evidence": ev,
+              "claim1_budget_evidence": bev, "claim1_time_to_learn": ttl}
     if st.empty:
         return tables, [Verdict("1", "inconclusive", rule(run.design), [], "no trial to decide on")]
     verdicts = []
-    for variant in variants_in(run.trials):
-        verdict, reason = decide(st, variant)
-        mine = st[st["in_verdict"] & st["loss"].isin(["gan", variant])]
-        evidence = [evidence_line(r) for _, r in mine.iterrows()]
-        for _, r in d[d["in_verdict"]].iterrows() if not d.empty else []:
-            if r["wgan_loss"] != variant:
-                continue
-            evidence.append(f"Information, `{r['group']}`, {metric_label(r['metric'])}: GAN {fmt(r['gan_mean'])} vs "
-                            f"{r['wgan']} {fmt(r['wgan_mean'])}, Δ = {fmt(r['diff'])} "
-                            f"{ci(r['diff_ci_lo'], r['diff_ci_hi'])} (Welch), permutation p = {fmt(r['perm_p'], 2)}")
-        verdicts.append(Verdict("1", verdict, rule(run.design), evidence, reason, variant))
+    for b in budgets:
+        at = st if b is None else st[st["budget"] == b]
+        if at.empty:
+            for variant in variants_in(run.trials):
+                verdicts.append(Verdict("1", "inconclusive", rule(run.design), [],
+                                        f"no seed has reached the declared budget of {b} generator iterations yet",
+                                        variant, b))
+            continue
+        for variant in variants_in(run.trials):
+            verdict, reason = decide(at, variant)
+            mine = at[at["in_verdict"] & at["loss"].isin(["gan", variant])]
+            evidence = [evidence_line(r) for _, r in mine.iterrows()]
+            for _, r in d[d["in_verdict"]].iterrows() if not d.empty and b == budgets[-1] else []:
+                if r["wgan_loss"] != variant:
+                    continue
+                evidence.append(f"Information, `{r['group']}`, {metric_label(r['metric'])}: GAN {fmt(r['gan_mean'])} vs "
+                                f"{r['wgan']} {fmt(r['wgan_mean'])}, Δ = {fmt(r['diff'])} "
+                                f"{ci(r['diff_ci_lo'], r['diff_ci_hi'])} (Welch), permutation p = {fmt(r['perm_p'], 2)}")
+            verdicts.append(Verdict("1", verdict, rule(run.design), evidence, reason, variant, b))
     return tables, verdicts

@@ -132,3 +132,21 @@ def collapse(coverages: list[float], confident: list[float], n_modes: float) -> 
         return None  # every classifier must be able to count, for either call
     flags = [c < COVERAGE for c in usable]
     return flags[0] if all(f == flags[0] for f in flags) else None
+
+
+# ---------------------------------------------------------------- a seed on its own numbers (claim 1)
+def seed_band(noise: float) -> float:
+    """The margin a seed's quality is read against a threshold with: MOVED x its own repeat difference (normalised),
+    at least rules.NOISE_FLOOR. Its own, never its cell's: adding a seed must not move another seed's band."""
+    from study.report.rules import NOISE_FLOOR
+    return MOVED * max(noise if np.isfinite(noise) else 0.0, NOISE_FLOOR)
+
+
+def stalled(q: np.ndarray, band: float, anchor: float) -> Optional[bool]:
+    """Never left the untrained anchor: at no evaluation after iteration 0 was its quality below `anchor` beyond
+    its band. None without a curve."""
+    q = np.asarray(q, float)
+    q = q[np.isfinite(q)]
+    if not len(q):
+        return None
+    return bool(not (q + band < anchor).any())

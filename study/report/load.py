@@ -58,6 +58,8 @@ class Run:
     evidence: Optional[pd.DataFrame] = None  # per-trial evidence, computed once (study/report/outcomes.py)
     design: Design = field(default_factory=Design)  # an adaptive run's design size and looks (rules.Design)
     adaptive: Optional[dict] = None  # adaptive.json: the rounds of an --until-decided run
+    ledger: Optional[list] = None    # ledger.json: the α ledger of an adaptive run (study/rundir.py)
+    budget_trials: Optional[pd.DataFrame] = None  # trials continued by longer ones: each seed at an earlier budget
 
 
 def backbone_label(bb: Any) -> str:
@@ -146,6 +148,32 @@ def _results_csv(root: Path, notes: list[str]) -> pd.DataFrame:
         return pd.DataFrame()
 
 
+def decision_record(root: Path, marks: set, notes: list) -> tuple[Optional[dict], Optional[list], Design]:
+    """(adaptive.json, the α ledger, the Design to decide at). A run that was adaptive (adaptive.json, or trials
+    marked with a ledger's id) decides only with its own intact ledger: without it, with a damaged one, or with
+    another run's, it is refused (ReportError), never decided as a fresh plain sweep. Shared by every reader of a
+    decision record (a run directory, a published folder)."""
+    from study.adaptive import design_of
+    adaptive, a_problem = rundir.read_adaptive(root)
+    ledger, l_problem = rundir.read_ledger(root)
+    fix = ("decide it from the run directory it was copied from (with its ledger.json), or run the study anew in "
+           "an empty --out")
+    if l_problem:
+        raise ReportError(f"{root / rundir.LEDGER}: {l_problem}; {fix}")
+    if a_problem and (ledger or marks):
+        raise ReportError(f"{root / rundir.ADAPTIVE}: {a_problem}; {fix}")
+    if ledger is None and (adaptive or marks):
+        raise ReportError(f"{root}: adaptive run without its α ledger ({rundir.LEDGER} missing); {fix}")
+    if ledger is not None:
+        lid = rundir.ledger_id(ledger)
+        if marks - {lid} or adaptive is None or adaptive.get("ledger") != lid:
+            raise ReportError(f"{root}: its trials, adaptive.json and {rundir.LEDGER} belong to different runs; {fix}")
+        return adaptive, ledger, design_of(ledger[-1])
+    if a_problem:
+        notes.append(a_problem + ": decided as a plain sweep")
+    return None, None, Design()
+
+
 def load_run(run_dir: Path) -> Run:
     root = Path(run_dir)
     if not root.is_dir():
@@ -176,18 +204,21 @@ def load_run(run_dir: Path) -> Run:
     if extended:
         notes.append(f"{len(extended)} trial(s) were continued by longer ones and are counted once, as the longer "
                      "trial: " + ", ".join(sorted(extended)[:3]) + (" ..." if len(extended) > 3 else ""))
+    short_rows = []
     for d in dirs:
-        if d.name in extended:
-            continue
         row, flat, met, g, res = read_trial(d)
         if res:
             results[d.name] = res
-        rows.append(row)
         if flat:
             configs[d.name] = flat
         if met is not None:
             metrics[d.name] = met
+        if d.name in extended:  # kept aside: claim 1 reads each declared budget from the trial that ended there
+            short_rows.append({**row, "status": res.get("status", row["status"]) if res else row["status"]})
+            continue
+        rows.append(row)
         grids[d.name] = g
+    marks = {m for d in dirs if (m := rundir.ledger_mark(d))}
 
     set_aside = [r["trial_id"] for r in rows if ID_MISMATCH in r["issues"]]
     if set_aside:
@@ -213,14 +244,9 @@ def load_run(run_dir: Path) -> Run:
             trials[col] = math.nan
     varied, tied = splitting_keys(trials, configs, varied_keys(list(configs.values()), results_cols))
     trials = assign_cells(trials, configs, varied)
-    adaptive, problem = rundir.read_adaptive(root)
-    if problem:
-        notes.append(problem + ": decided as a plain sweep")
-    design = Design()
-    if adaptive:
-        try:
-            design = Design(int(adaptive["design"]["max_seeds"]), int(adaptive["design"].get("extensions", 0)) + 1)
-        except (KeyError, TypeError, ValueError):
-            notes.append("adaptive.json has no usable design: decided as a plain sweep")
+    budget_trials = None
+    if short_rows:
+        budget_trials = assign_cells(pd.DataFrame(short_rows).reindex(columns=trials.columns), configs, varied)
+    adaptive, ledger, design = decision_record(root, marks, notes)
     return Run(root, name, spec_text, trials, metrics, grids, varied, configs=configs, tied=tied, notes=notes,
-               results=results, design=design, adaptive=adaptive)
+               results=results, design=design, adaptive=adaptive, ledger=ledger, budget_trials=budget_trials)

@@ -4,6 +4,7 @@ state: the rules of study/report/rules.py applied to a run's tables. Computed on
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -19,19 +20,49 @@ def _get(r: pd.Series, key: str) -> float:
 
 
 def trial_evidence(run) -> pd.DataFrame:
-    """One row per trial: anchors, normalised final quality, late trend, noise, convergence, collapse.
+    """One row per trial: anchors, normalised final quality, late trend, noise, convergence, collapse, outcome.
     Computed once per run (every claim reads it)."""
     if run.evidence is None:
-        run.evidence = _trial_evidence(run)
+        run.evidence = evidence_table(run, run.trials)
     return run.evidence
 
 
-def _trial_evidence(run) -> pd.DataFrame:
+def deciding_metrics(run, trials: pd.DataFrame) -> dict:
+    """The quality metric each data set is decided on: frozen in the design at round 1 where the run is adaptive
+    (a later seed can never switch it), else the registry's precedence over this run's trials."""
+    return {d: run.design.metric(d) or primary_metric(trials, d) for d in trials["data"].unique()}
+
+
+def budget_evidence(run) -> pd.DataFrame:
+    """Claim 1's evidence at every declared budget (column `budget`): each seed read from the trial that ended at
+    that budget (a continued trial's shorter part included); a seed that diverged earlier stays diverged. A run
+    without declared budgets gets one budget: its trials as they are (budget = NaN)."""
+    budgets = list(run.design.budgets)
+    if not budgets:
+        return trial_evidence(run).assign(budget=math.nan)
+    frames = [run.trials] + ([run.budget_trials] if run.budget_trials is not None else [])
+    every = pd.concat(frames, ignore_index=True)
+    every["gen_iters_total"] = [float(run.configs.get(t, {}).get("train.gen_iters", math.nan)) for t in every["trial_id"]]
+    keys = deciding_metrics(run, run.trials)
+    out = []
+    for b in budgets:
+        at = every[(every["gen_iters_total"] == b) |
+                   ((every["status"] == "diverged") & (every["gen_iters_total"] < b))]
+        at = at.sort_values("gen_iters_total").drop_duplicates(["cell", "seed"], keep="last")
+        if not at.empty:
+            out.append(evidence_table(run, at.drop(columns="gen_iters_total"), keys).assign(budget=b))
+    return pd.concat(out, ignore_index=True) if out else trial_evidence(run).iloc[0:0].assign(budget=math.nan)
+
+
+def evidence_table(run, trials: pd.DataFrame, keys: dict | None = None) -> pd.DataFrame:
+    """The evidence of these trials (rows of run.trials or run.budget_trials), each read on its own numbers only:
+    its anchors, its curve, its repeat difference (never pooled over a cell: adding a seed must not move another
+    seed's band or outcome)."""
     rows = []
-    keys = {d: primary_metric(run.trials, d) for d in run.trials["data"].unique()}  # one per data set
-    for _, r in run.trials.iterrows():
+    keys = keys or deciding_metrics(run, trials)
+    for _, r in trials.iterrows():
         tid, data = r["trial_id"], r["data"]
-        key = keys[data]
+        key = keys.get(data)
         cfg = run.configs.get(tid, {})
         total = float(cfg.get("train.gen_iters", _get(r, "gen_iters")) or math.nan)
         n = _get(r, "num_samples")
@@ -45,27 +76,39 @@ def _trial_evidence(run) -> pd.DataFrame:
         qs = np.array([E.normalise(v, floor, ceiling) for v in vals])
         trend = E.late_trend(steps, qs, total) if total == total else E.Trend(math.nan, math.nan, math.nan, 0, math.nan)
         noise = _get(r, f"noise/{key}") / gap if gap > 0 else math.nan
+        band = E.seed_band(noise)
+        ok = np.isfinite(qs)
         row.update(floor=floor, ceiling=ceiling, final=_get(r, key) if key else math.nan,
-                   q=E.normalise(_get(r, key), floor, ceiling) if key else math.nan, noise=noise,
+                   q=E.normalise(_get(r, key), floor, ceiling) if key else math.nan, noise=noise, band=band,
                    trend=trend.improvement, trend_lo=trend.lo, trend_hi=trend.hi, trend_n=trend.n,
                    slope=trend.slope, converged=E.converged(trend),
-                   q_first=qs[np.isfinite(qs)][0] if np.isfinite(qs).any() else math.nan,
-                   q_last=qs[np.isfinite(qs)][-1] if np.isfinite(qs).any() else math.nan)
+                   q_first=qs[ok][0] if ok.any() else math.nan, q_last=qs[ok][-1] if ok.any() else math.nan,
+                   q_best=float(qs[ok].min()) if ok.any() else math.nan,
+                   stalled=E.stalled(qs[ok], band, R.FAIL_Q) if ok.any() else None,
+                   moved=E.moved(qs[ok][0], qs[ok][-1], band / E.MOVED) if ok.any() else None)
         row.update(_collapse(r, data, n))
         rows.append(row)
     df = pd.DataFrame(rows)
-    if not df.empty:  # noise pooled over each cell's seeds, then each trial's curve is judged against it
-        pooled = df.groupby("cell")["noise"].transform(E.pooled_noise)
-        df["moved"] = [E.moved(a, b, n) for a, b, n in zip(df["q_first"], df["q_last"], pooled)]
-        df["band"] = E.MOVED * pooled  # a seed's quality is read against a threshold with this margin
-    for col in ("converged", "moved", "collapse", "concentrated"):  # three-valued: keep Python True/False/None, never numpy bools
-        if col in df:
+    for col in ("converged", "moved", "collapse", "concentrated", "stalled", "covers", "collapsed"):
+        if col in df:  # three-valued: keep Python True/False/None, never numpy bools
             df[col] = pd.Series([None if v is None or v != v else bool(v) for v in df[col]], index=df.index, dtype=object)
     if not df.empty:  # each seed's outcome (study/report/rules.py), read by every claim
-        per_seed = [R.seed_outcome(s, q, b, c, k) for s, q, b, c, k in
-                    zip(df["status"], df["q"], df["band"], df["converged"], df["concentrated"])]
+        per_seed = [R.seed_outcome(s, q, b, c, k, st, _covers(r), r.get("collapsed"))
+                    for (s, q, b, c, k, st), (_, r) in
+                    zip(zip(df["status"], df["q"], df["band"], df["converged"], df["concentrated"], df["stalled"]),
+                        df.iterrows())]
         df["outcome"], df["outcome_why"] = [o for o, _ in per_seed], [w for _, w in per_seed]
     return df
+
+
+def _covers(r: pd.Series) -> Optional[bool]:
+    """Does the seed cover the modes (claim 3's per-seed decision)? True where the data has no countable modes:
+    there is nothing to veto a good seed on."""
+    if not np.isfinite(as_float(r.get("n_modes", math.nan))):
+        return True
+    if "covers" in r.index:
+        return r["covers"]
+    return {True: False, False: True}.get(r.get("collapse"))  # before per-seed coverage decisions existed
 
 
 def _collapse(r: pd.Series, data: str, n: float) -> dict:

@@ -41,23 +41,59 @@ GOOD, FAILED, UNKNOWN = "good", "failed", "unknown"
 
 @dataclass(frozen=True)
 class Design:
-    """What a run was allowed to become: a plain sweep is what it ran; an adaptive one (study/adaptive.py)
-    may add seeds up to `seeds` per cell and visit `looks` iteration budgets. Its verdicts are decided at
-    that size and at α / looks, so stopping whenever a claim is decided cannot inflate the error."""
+    """What a run was allowed to become, declared before its data: a plain sweep is what it ran; an adaptive one
+    (study/adaptive.py) may add seeds up to `seeds` per cell and is decided at each of its declared iteration
+    `budgets` (every budget is its own hypothesis: α_total / looks each). `alpha_total` is what the run's α
+    ledger (study/rundir.py, ledger.json) left this design; `metrics` freezes each data set's deciding quality
+    metric at round 1, so a later seed can never switch the metric another seed was read on."""
     seeds: Optional[int] = None   # the seeds each cell may have; None: the ones it has
     looks: int = 1                # iteration budgets (each its own hypothesis: Bonferroni over them)
+    budgets: tuple = ()           # the declared budgets (generator iterations), in order; () for a plain sweep
+    alpha_total: float = ALPHA    # the claim's α this design may spend (ALPHA less what earlier designs spent)
+    metrics: tuple = ()           # ((data, metric key), ...) frozen at round 1; () to choose per run
 
     @property
     def alpha(self) -> float:
-        return ALPHA / self.looks
+        return self.alpha_total / max(self.looks, len(self.budgets), 1)
+
+    def metric(self, data: str) -> Optional[str]:
+        return dict(self.metrics).get(data)
+
+
+def declared(seeds: Optional[int], budgets: list[int], alpha_total: float = ALPHA, metrics: dict | None = None) -> Design:
+    """The design of a run with declared budgets (study/adaptive.py, the report, the calibration)."""
+    budgets = tuple(int(b) for b in budgets)
+    return Design(seeds, max(len(budgets), 1), budgets, alpha_total, tuple(sorted((metrics or {}).items())))
+
+
+# Rules version: every constant a verdict rule reads, hashed (rules_hash below). Bump RULES_VERSION when a
+# rule's logic changes; the hash changes by itself when a constant does. Both go into the α ledger, adaptive.json
+# and every published result, so a verdict names the exact rules that made it.
+RULES_VERSION = "2026-12-06"
+# The seeds the rules were set on: every threshold here was chosen, and its reason written, while seeds 0-9 of
+# the mnist16 studies were in view. A published study runs on seeds outside this range (its spec's grid starts
+# at 100) and says so; the report flags any study that uses these seeds.
+RULES_SEEN_SEEDS = range(0, 10)
+NOISE_FLOOR = 0.01  # the least evaluation noise (normalised quality) a seed is credited with. A seed is read against
+                    # its OWN repeat difference (never its cell's: adding a seed must not move another seed's band),
+                    # and one difference of two evaluations can come out near 0 by chance; the floor is the
+                    # evaluator's noise at the smallest N a shipped spec uses (domain FID at N = 1,000: repeat
+                    # differences of 0.0002-0.009 of the untrained-to-real gap, RMS 0.005), doubled
+
+
+# Failure kinds, named for what the samples show: a stall is not a collapse.
+DIVERGED, STALLED, COLLAPSED, SHORT = "diverged", "stalled", "collapsed", "converged short"
+FAILURE_KINDS = (DIVERGED, STALLED, COLLAPSED, SHORT)
 
 RULE_SEED = [
-    f"A seed has **failed** when it diverged, when its normalised quality is at the untrained anchor (≥ {FAIL_Q} "
-    "beyond its evaluation noise), when every classifier that can read its samples finds them in at most a "
-    "quarter of the modes, or when it converged (the interval of its late trend within the tolerance) short of "
-    f"{WORK_Q}.",
-    f"It is **good** when its quality is below {WORK_Q} beyond its evaluation noise with no failure sign; else "
-    "**unknown** (not finished, within noise of the threshold, or still improving short of it).",
+    f"A seed has **failed**, by kind: *diverged* (non-finite losses, or back at the untrained anchor after leaving it); *stalled* (its quality never left the untrained "
+    f"anchor: ≥ {FAIL_Q} beyond its noise at every evaluation, whatever its samples' classes); *collapsed* (it left "
+    "the anchor, but its samples cover decidedly too few modes and that coverage has stopped changing, or nearly every "
+    f"confident sample falls in at most a quarter of the modes); *converged short* (its quality trend is flat short of {WORK_Q}).",
+    f"It is **good** when its quality is below {WORK_Q} beyond its own evaluation noise AND its samples cover the "
+    "modes (decided as claim 3 decides coverage), with no failure sign; else **unknown** (not finished, within noise "
+    "of the threshold, still improving, or its coverage undecided). Each seed is read on its own numbers only (its "
+    f"repeat difference, at least {NOISE_FLOOR} of the quality scale): adding seeds never changes another seed's outcome.",
 ]
 
 
@@ -69,26 +105,34 @@ def rule_cell(alpha: float = ALPHA) -> str:
 
 
 def seed_outcome(status: str, q: float, band: float, converged: Optional[bool],
-                 concentrated: Optional[bool]) -> tuple[str, str]:
-    """(good | failed | unknown, why) of one seed. q: normalised final quality (0 real, 1 untrained); band: its
-    evaluation noise (0 when unmeasured); converged / concentrated: three-valued gates decided with their own
-    uncertainty (study/report/evidence.py)."""
+                 concentrated: Optional[bool], stalled: Optional[bool] = None, covers: Optional[bool] = None,
+                 collapsed: Optional[bool] = None) -> tuple[str, str]:
+    """(good | failed | unknown, why) of one seed; a failure's `why` is its kind (FAILURE_KINDS). q: normalised final
+    quality (0 real, 1 untrained); band: its own evaluation noise band (0 when unmeasured); stalled: never left the
+    anchor over training; converged / concentrated / covers / collapsed: three-valued gates decided with their own
+    uncertainty (study/report/evidence.py). A stall is checked before any mode count: samples that never left the
+    untrained generator fall in "one class" without having collapsed onto it."""
     if status == "diverged":
-        return FAILED, "diverged"
+        return FAILED, DIVERGED
     if status != "completed":
         return UNKNOWN, "not finished"
-    if concentrated is True:
-        return FAILED, "samples in at most a quarter of the modes"
     if not math.isfinite(q):
         return UNKNOWN, "no quality anchors"
     band = band if math.isfinite(band) else 0.0
     if q - band >= FAIL_Q:
-        return FAILED, "at the untrained anchor"
+        # never left: a stall; left and came back to the untrained generator's quality: training diverged
+        return (FAILED, STALLED) if stalled is not False else (FAILED, DIVERGED)
+    if concentrated is True or collapsed is True:
+        return FAILED, COLLAPSED
     if q + band < WORK_Q:
+        if covers is False:
+            return UNKNOWN, "good quality, too few modes (coverage still changing)"
+        if covers is None:
+            return UNKNOWN, "good quality, coverage undecided"
         return GOOD, "good"
     if q - band >= WORK_Q:
         if converged is True:
-            return FAILED, f"converged short of {WORK_Q}"
+            return FAILED, SHORT
         return UNKNOWN, "still improving" if converged is False else "trend unknown"
     return UNKNOWN, "within noise of the threshold"
 
@@ -196,37 +240,52 @@ class Action:
     why: str
 
 
-def plan(states: pd.DataFrame, d: Design, start_iters: Optional[dict] = None) -> list[Action]:
-    """The next round from claim 1's cell states (columns group, loss, state, state_bonferroni, in_verdict,
-    needs / needs_bonferroni: lists of Need, n: seeds the cell has, gen_iters: its training length). Only
-    undecided cells that enter a verdict get anything. A group is trained longer as a whole (GAN and WGAN compared at one budget), at most
-    d.looks - 1 times; else a cell gets the seeds its need names, up to the design size."""
-    start_iters = start_iters or {}
-    out: list[Action] = []
+def plan(states: pd.DataFrame, d: Design) -> list[Action]:
+    """The next round's seeds, from claim 1's cell states at every declared budget (columns budget, group, loss,
+    cell, state, state_bonferroni, in_verdict, needs / needs_bonferroni: lists of Need, n: seeds the cell has).
+    Only undecided cells that enter a verdict get anything: the seeds their most demanding open budget names, up to
+    the design size. Budgets are never given here: every declared budget is run for every seed (study/adaptive.py
+    continues each trial through them), and an undeclared one is never decided on."""
     # a cell decided at α but not at α/m (the level of "some backbone" clauses) is still open, for those clauses
     states = states.assign(need=[n if st == "undecided" else nb for st, n, nb in
                                  zip(states["state"], states["needs"], states["needs_bonferroni"])])
     open_ = states[states["in_verdict"] & ((states["state"] == "undecided") | (states["state_bonferroni"] == "undecided"))]
-    extended = set()
-    for group, cells in open_.groupby("group", sort=False):
-        iters = [n for needs in cells["need"] for n in needs if n.kind == "iterations"]
-        if not iters:
-            continue
-        budgets = states.loc[states["group"] == group, "gen_iters"].dropna()
-        if budgets.empty:
-            continue
-        now = int(budgets.max())
-        first = int(start_iters.get(group, now))
-        if round(math.log2(max(now, 1) / max(first, 1))) < d.looks - 1:
-            out.append(Action("iterations", group, None, None, max(n.amount for n in iters), iters[0].why))
-            extended.add(group)
-    for _, c in open_.iterrows():
-        if c["group"] in extended:
-            continue
-        seeds = [n for n in c["need"] if n.kind == "seeds"]
-        if seeds and c["n"] < (d.seeds or 0):
-            target = min(int(c["n"]) + max(n.amount for n in seeds), d.seeds)
-            out.append(Action("seeds", c["group"], c["loss"], c["cell"], target, seeds[0].why))
+    out: list[Action] = []
+    for cell, rows in open_.groupby("cell", sort=False):
+        seeds = [n for needs in rows["need"] for n in needs if n.kind == "seeds"]
+        have = int(rows["n"].max())
+        if seeds and have < (d.seeds or 0):
+            first = rows.iloc[0]
+            target = min(have + max(n.amount for n in seeds), d.seeds)
+            out.append(Action("seeds", first["group"], first["loss"], cell, target, seeds[0].why))
     return out
 
 
+# ---------------------------------------------------------------- the rules' identity (ledger, published results)
+RULE_MODULES = ("study.report.rules", "study.report.evidence", "study.report.claim1", "study.report.claim2",
+                "study.report.claim3")
+
+
+def rules_constants() -> dict:
+    """Every module-level UPPER_CASE number or string of the rule modules: the thresholds a verdict reads."""
+    import importlib
+    out = {}
+    for name in RULE_MODULES:
+        mod = importlib.import_module(name)
+        for key, value in vars(mod).items():
+            if key.isupper() and isinstance(value, (int, float, str, range)) and not isinstance(value, bool):
+                out[f"{name.rsplit('.', 1)[-1]}.{key}"] = str(value) if isinstance(value, range) else value
+    return dict(sorted(out.items()))
+
+
+def rules_id() -> dict:
+    """{"version", "sha256"}: RULES_VERSION and the hash of rules_constants(), recorded with every decision."""
+    import hashlib
+    import json
+    blob = json.dumps(rules_constants(), sort_keys=True, default=str).encode()
+    return {"version": RULES_VERSION, "sha256": hashlib.sha256(blob).hexdigest()[:16]}
+
+
+def seen_by_rules(seeds) -> list[int]:
+    """The seeds among these that the rules were set on (RULES_SEEN_SEEDS): a published study should have none."""
+    return sorted({int(s) for s in seeds if s == s and int(s) in RULES_SEEN_SEEDS})
