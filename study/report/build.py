@@ -11,7 +11,7 @@ import pandas as pd
 from study.io import ensure_dir
 from study.report import compute, doc, provenance, sections
 from study.report.cells import PAPER_SETTINGS, flatten
-from study.report.load import STATUSES, ReportError, Run, load_run
+from study.report.load import STATUSES, ReportError, Run, is_published, load_run
 
 
 def _clean(out: Path) -> None:
@@ -103,7 +103,8 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
         f3 = figures.claim3_figures(run, t3["claim3_modes"], figdir)
         fc = figures.compute_figure(run.trials, tabs["compute"], figdir)
         fr = rounds.rounds_figure(tabs["rounds"], figdir)
-        sheets, gifs = samples.sample_sheets(run, figdir), samples.animations(run, figdir)
+        sheets = samples.sample_sheets(run, figdir)
+        gifs = [] if is_published(run.root) else samples.animations(run, figdir)  # a published folder keeps last grids only
 
     verdicts = v1 + v2 + v3
     blocks = [("h", 1, f"Comparison report: {run.name}"),

@@ -20,6 +20,7 @@ from study.report import claim3  # noqa: E402
 from study.report.cells import ESTIMATE, LABEL, LOSS_ORDER, metric_label, primary_metric, summarize  # noqa: E402
 
 from study.eval.stats import median_filter  # noqa: E402
+from study.report.load import FILTERED  # noqa: E402
 
 DPI = 100
 MAX_POINTS = 1500  # per curve: enough to see the shape, small enough to draw fast and embed
@@ -181,10 +182,11 @@ def _curves(run, t: pd.DataFrame, key: str, filt: bool) -> pd.DataFrame:
         m = run.metrics.get(r["trial_id"])
         if m is None or key not in m or "step" not in m:
             continue
-        s = m[["step", key]].dropna()
+        pre = filt and f"{key}{FILTERED}" in m  # a published folder's curves: filtered over every iteration already
+        s = m[["step", f"{key}{FILTERED}" if pre else key]].dropna().set_axis(["step", key], axis=1)
         if s.empty:
             continue
-        v = median_filter(s[key].to_numpy(float), 101) if filt else s[key].to_numpy(float)
+        v = median_filter(s[key].to_numpy(float), 101) if filt and not pre else s[key].to_numpy(float)
         df = pd.DataFrame({"step": s["step"].to_numpy(), "value": v, "hue": r["hue"], "seed": r["seed"],
                            "status": r["status"]})
         parts.append(df.iloc[:: max(1, len(df) // MAX_POINTS)])
