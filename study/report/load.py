@@ -392,6 +392,16 @@ def read_published(root: Path) -> tuple:
             list(meta.get("results_cols") or []), continued, notes)
 
 
+def published_trials(root: Path) -> list[tuple[str, Optional[dict], Optional[dict]]]:
+    """(trial id, config, result.json) of every trial of a published folder: what study.verify --rerun re-runs."""
+    try:
+        table = pd.read_csv(Path(root) / PUBLISHED_DATA / TRIALS_FILE, dtype={"result": str, "config": str},
+                            keep_default_na=False, na_values=[""])
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{root}: not a published folder ({type(e).__name__})") from None
+    return [(str(r["trial_id"]), _json(r.get("config")), _json(r.get("result"))) for r in table.to_dict("records")]
+
+
 def read_provenance(root: Path) -> Optional[dict]:
     try:
         return json.loads((Path(root) / PROVENANCE_FILE).read_text())
