@@ -52,7 +52,7 @@ def rounds_figure(table: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
     if table.empty or not claims:
         return []
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.55 * len(claims)))
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.55 * len(claims)))
     for i, c in enumerate(claims):
         x, v = table["trial hours after"], table[c].fillna("inconclusive")
         ax.plot(x, [i] * len(x), color="0.8", lw=1, zorder=1)
@@ -60,6 +60,8 @@ def rounds_figure(table: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
             ax.scatter(xx, i, s=90, zorder=2, color={"supported": "seagreen", "not supported": "firebrick"}.get(vv, "0.6"),
                        marker={"supported": "^", "not supported": "v"}.get(vv, "o"))
     ax.set_yticks(range(len(claims)), claims)
+    ax.set_ylim(-0.6, len(claims) - 0.4)  # room for the markers of the first and last claim
+    ax.set_xlim(0, 1.08 * max(float(table["trial hours after"].max()), 1e-3))  # compute starts at 0
     ax.set_xlabel("compute spent: trial hours summed (round by round)")
     ax.set_title("Verdicts after each round: ▲ supported, ▼ not supported, ● inconclusive", fontsize=10)
     fig.tight_layout()
