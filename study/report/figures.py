@@ -266,9 +266,10 @@ def claim3_figures(run, m: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
     colors = palette(run.trials)
     panels = []
     for data in dict.fromkeys(m["data"]):
-        for key, label in (("eval/modes_hq", "modes covered by confident samples (domain CNN)"),
-                           ("eval/modes_knn", "modes covered by confident samples (pixel kNN)"),
-                           ("eval/modes", "modes covered (toys: high-quality samples; images: every argmax)"),
+        # short labels: long ones ran into the neighbouring panels and the title (issue 29)
+        for key, label in (("eval/modes_hq", "modes covered, confident (domain CNN)"),
+                           ("eval/modes_knn", "modes covered, confident (pixel kNN)"),
+                           ("eval/modes", "modes covered (toys: high quality;\nimages: every argmax)"),
                            ("eval/mode_kl", "reverse KL over modes (nats)"), ("hq_pct", "high-quality samples (%)")):
             if key in done and done[done["data"] == data][key].notna().any():
                 panels.append((data, key, label))
@@ -283,8 +284,8 @@ def claim3_figures(run, m: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
                 ax.axhline(claim3.COVERAGE * k, color="firebrick", ls=":", lw=0.8, label="collapse threshold")
         better = "lower" if key == "eval/mode_kl" else "higher"
         ax.set_ylim(bottom=0)  # counts, KL and percentages: zero is the honest baseline
-        ax.set_title(f"{data}: {label}")
-        ax.set_ylabel(f"{label}\n{better} is better")
+        ax.set_title(f"{data}: {label}", fontsize=10)
+        ax.set_ylabel(f"{better} is better")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
     fig_legend(fig, colors, m["hue"])
