@@ -302,8 +302,11 @@ def _curve(m: Optional[pd.DataFrame], estimate: Optional[str]) -> Optional[pd.Da
     ev = [c for c in m.columns if c.startswith("eval/")]
     at = m[ev].notna().any(axis=1) if ev else pd.Series(False, index=m.index)
     out = m.loc[at, ["step", *ev, *(c for c in m.columns if c.startswith("train/"))]].copy()
-    if estimate and estimate in m:
-        out[estimate + FILTERED] = median_filter(m[estimate].to_numpy(float))[at.to_numpy()]
+    if estimate and estimate in m:  # as claim 2's figure filters: over the rows that have an estimate
+        raw = pd.to_numeric(m[estimate], errors="coerce")
+        filtered = pd.Series(math.nan, index=m.index)
+        filtered[raw.notna()] = median_filter(raw.dropna().to_numpy(float))
+        out[estimate + FILTERED] = filtered[at].to_numpy()
     return out
 
 
