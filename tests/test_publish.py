@@ -203,6 +203,8 @@ def test_publish_then_verify_rerun(tmp_path):
     assert prov["argv"] == [str(spec), "--out", str(out), "--runs", str(runs), "--allow-dirty"]
     assert len(prov["spec"]["sha256"]) == 64 and prov["versions"]["torch"] and prov["hardware"]["cores"]
     assert (out / "data" / "spec.yaml").read_text() == TINY
+    first = (out / "REPORT.md").read_text().split("## Verdicts")[0]
+    assert "built with --allow-dirty" in first and prov["commit"] in first
     shutil.rmtree(runs)  # the published folder stands alone
     r = subprocess.run(py + ["study.report", str(out), "--out", str(tmp_path / "again")], cwd=ROOT,
                        capture_output=True, text=True)

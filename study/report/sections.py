@@ -233,9 +233,11 @@ def provenance_blocks(prov: dict, run) -> list[tuple]:
     trial_h = float(run.trials["wall_s"].astype(float).sum()) / 3600
     lines = [f"**Command:** `{prov.get('command', '?')}`",
              f"**Commit:** `{prov.get('commit') or 'unknown (not a git checkout)'}`"
-             + (" — **built with --allow-dirty: these paths differed from the commit: "
-                + ", ".join(f"`{p}`" for p in prov.get("dirty_paths", [])[:8]) + "**" if prov.get("allow_dirty")
-                else ", a clean tree"),
+             + (" — **built with --allow-dirty**: " + (
+                 "these paths differed from the commit: " + ", ".join(f"`{p}`" for p in prov["dirty_paths"][:8])
+                 + (f" and {len(prov['dirty_paths']) - 8} more" if len(prov["dirty_paths"]) > 8 else "")
+                 if prov.get("dirty_paths") else "yet the tree was clean") if prov.get("allow_dirty")
+                else ", a clean tree (tracked and untracked files; results/ aside)"),
              f"**Spec:** `{(prov.get('spec') or {}).get('file')}` (sha256 `{(prov.get('spec') or {}).get('sha256', '')[:16]}…`, "
              "copied to `data/spec.yaml`; as run: `data/sweep.yaml`)",
              f"**Hardware:** {hw.get('cpu')}, {hw.get('cores')} cores, {hw.get('memory_gib')} GiB; GPU: {gpus}",
