@@ -191,8 +191,12 @@ def rerun(folder: Path, k: int, seed: int, work: Path) -> list[tuple[str, str, f
     from study.metrics import quality_metric
     from study.report.load import PUBLISHED_DATA, published_trials
     from study.spec import Trial
-    done = [(tid, cfg, res) for tid, cfg, res in published_trials(folder)
-            if cfg and res and res.get("status") == "completed"]
+    from study.report.load import ReportError
+    try:
+        published = published_trials(folder)
+    except ReportError as e:
+        raise UserError(f"{e}: --rerun takes a published folder (results/<name>, python -m study.publish)") from None
+    done = [(tid, cfg, res) for tid, cfg, res in published if cfg and res and res.get("status") == "completed"]
     if not done:
         raise UserError(f"{folder}: no completed trial to re-run")
     pick = random.Random(seed).sample(sorted(done, key=lambda x: x[0]), min(k, len(done)))

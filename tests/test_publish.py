@@ -146,10 +146,20 @@ def test_a_continued_trial_counts_its_whole_training(tmp_path):
 def test_published_reader_keeps_the_continued_accounting(tmp_path):
     from study.report.load import write_published
     run_dir, short, long = _continued_run(tmp_path)
+    cfg = json.loads((FIXTURE / long / "result.json").read_text())["config"]
+    adaptive = {"design": {"max_seeds": 10, "extensions": 1}, "rounds": [
+        {"round": 1, "added": [], "extended": {}, "why": ["the spec's trials"]},
+        {"round": 2, "added": [cfg], "extended": {short: long}, "why": ["x"]}]}
+    (run_dir / "adaptive.json").write_text(json.dumps(adaptive))
+    (run_dir / "ledger-alpha.json").write_text('{"spent": 0.01}\n')
     run = load_run(run_dir)
     pub = tmp_path / "pub"
     write_published(run, pub / "data", set())
+    assert (pub / "data" / "ledger-alpha.json").read_bytes() == (run_dir / "ledger-alpha.json").read_bytes()
     again = load_run(pub)
+    assert again.adaptive == run.adaptive == adaptive and again.design == run.design and run.design.looks == 2
+    from study.report.rounds import rounds_table
+    pd.testing.assert_frame_equal(rounds_table(again), rounds_table(run))
     cols = ["trial_id", "wall_s", "wall_s_run", "eval_s", "continues", "status", "cell"]
     pd.testing.assert_frame_equal(again.trials[cols], run.trials[cols])
     assert list(again.continued["trial_id"]) == [short]
@@ -214,3 +224,27 @@ def test_publish_then_verify_rerun(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     line = r.stdout.strip().splitlines()[-1]
     assert line.startswith("gan_dcgan_mnist5k_s0_") and "eval/fid@domain" in line and " ok " in line
+
+
+@pytest.mark.parametrize("change, ok", [(0.0, True), (1e-8, True), (1e-4, False)])
+def test_verify_rerun_compares_every_final_number(published, monkeypatch, tmp_path, capsys, change, ok):
+    """study.verify --rerun's comparison, with the training replaced by the fixture's own results (one number
+    moved by `change`, relative): within RERUN_RTOL it passes, beyond it the line says FAIL and the exit is 1."""
+    from collections import Counter
+    from study import sweep, verify
+    _, pub = published
+
+    def rerun_from_fixture(args, name, trials, out):
+        for t in trials:
+            res = json.loads((FIXTURE / t.id / "result.json").read_text())
+            res["final"]["eval/kid@domain"] *= 1 + change
+            (out / t.id).mkdir(parents=True)
+            (out / t.id / "result.json").write_text(json.dumps(res))
+        return Counter(completed=len(trials))
+    monkeypatch.setattr(sweep, "execute", rerun_from_fixture)
+    assert verify.main([str(pub), "--rerun", "2", "--seed", "1"]) == (0 if ok else 1)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all(" eval/fid@domain " in x for x in lines)
+    assert all((" ok " in x) == ok and ("FAIL" in x) == (not ok) for x in lines)
+    if not ok:
+        assert "worst of" in lines[0] and "eval/kid@domain 1.0e-04" in lines[0]

@@ -186,7 +186,7 @@ def _read_run_dir(root: Path) -> tuple:
     extended = {d.name for d in dirs if rundir.extended_to(d) in names}
     if extended:
         notes.append(f"{len(extended)} trial(s) were continued by longer ones and are counted once, as the longer "
-                     "trial: " + ", ".join(sorted(extended)[:3]) + (" ..." if len(extended) > 3 else ""))
+                     "trial, whose wall time is the whole training (which: the trials table's `continues`)")
     for d in dirs:
         if d.name in extended:
             continue

@@ -80,5 +80,6 @@ def rounds_blocks(run, table: pd.DataFrame, figs: list) -> list[tuple]:
             ("p", f"Design: every cell may reach {d.get('max_seeds')} seeds and {d.get('extensions', 0)} doubling(s) of its "
                   f"generator iterations; every cell is decided at that design size and at α = {run.design.alpha:.3g} "
                   f"(α split over the iteration budgets). Stopped: {stopped}."),
-            ("table", table, "What each round added, to which cells, and why; the verdicts after it")] + \
+            ("table", table.drop(columns=["why"]), "What each round added and the verdicts after it (to which "
+                                                   "cells and why: [tables/rounds.csv](tables/rounds.csv))")] + \
         [("img", p, c) for p, c in figs]
