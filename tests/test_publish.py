@@ -2,7 +2,6 @@
 self-contained, re-derivable, readable, with accounting that adds up. On the real 5-seed CPU run kept as a fixture."""
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import shutil

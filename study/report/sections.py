@@ -152,13 +152,6 @@ def compute_blocks(comp: pd.DataFrame, figs: list) -> list[tuple]:
             ("table", cd, "Wall time and speed per cell", "compute.csv")] + [("img", p, c) for p, c in figs]
 
 
-def summary_blocks(verdicts: list[Verdict]) -> list[tuple]:
-    df = pd.DataFrame({"claim": [CLAIMS[v.claim] + v.title_suffix for v in verdicts],
-                       "verdict": [v.verdict for v in verdicts],
-                       "because": [v.reason for v in verdicts]})
-    return [("table", df, "Verdicts (rules and numbers in each section)")]
-
-
 def trials_blocks(t: pd.DataFrame) -> list[tuple]:
     show = t.copy()
     for col in ("gen_iters", "wall_s"):
