@@ -265,8 +265,5 @@ def run_adaptive(args, name: str, trials: list, out, execute) -> Optional[dict]:
 
 
 def _chain_wall(run) -> float:
-    """Trial seconds, a continued trial counted whole: its own wall time plus every shorter trial it continues."""
-    walls = [run.trials["wall_s"]]
-    if run.budget_trials is not None:
-        walls.append(run.budget_trials["wall_s"])
-    return float(pd.concat(walls).astype(float).sum())
+    """Trial seconds: a continued trial's wall_s already counts its whole training (load.whole_training)."""
+    return float(run.trials["wall_s"].astype(float).sum())

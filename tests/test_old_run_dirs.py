@@ -40,7 +40,7 @@ def test_the_same_sweep_skips_them_and_the_report_builds(tmp_path):
                         "base.wgan.clip_order=after"], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert p.returncode == 0 and "2 already done, 0 to run" in p.stderr, p.stderr
     out = build_report(run, tmp_path / "report")
-    assert (out / "REPORT.md").exists() and "wgan_mlp_ring8_s0_5d98f594" in (out / "REPORT.md").read_text()
+    assert (out / "REPORT.md").exists() and "wgan_mlp_ring8_s0_5d98f594" in (out / "tables" / "trials.csv").read_text()
 
 
 def test_old_and_new_clip_orders_are_not_pooled_into_one_cell(tmp_path):

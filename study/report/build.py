@@ -11,7 +11,7 @@ import pandas as pd
 from study.io import ensure_dir
 from study.report import compute, doc, provenance, sections
 from study.report.cells import PAPER_SETTINGS, flatten
-from study.report.load import STATUSES, ReportError, Run, load_run
+from study.report.load import STATUSES, ReportError, Run, is_published, load_run
 
 
 def _clean(out: Path) -> None:
@@ -41,7 +41,8 @@ def setup_blocks(run: Run, tabs: dict) -> list[tuple]:
                     + (f" × {', '.join(f'`{k}`' for k in run.varied)}" if run.varied else "")
                     + "; seeds are replicates. Where a sweep varies a loss's own settings, only cells at the "
                       "paper's values enter the verdicts (" + ", ".join(f"`{k}={v}`" for k, v in
-                                                                        flatten(PAPER_SETTINGS).items())
+                                                                        flatten({n: v for n, v in PAPER_SETTINGS.items()  # the losses run
+                                                                                if n in set(t["loss"])}).items())
                     + "); the other values are shown as ablations."
                     + (f" Also varied, but fixed within each loss × data × backbone (so splitting nothing): "
                        f"{', '.join(f'`{k}`' for k in run.tied)}." if run.tied else ""))]
@@ -62,9 +63,12 @@ def setup_blocks(run: Run, tabs: dict) -> list[tuple]:
         blocks.append(("table", tabs["metric_crosscheck"],
                        "Metric provenance: final FID/KID by torch-fidelity (the reported numbers) and again by "
                        "torchmetrics on the same features and images"))
-    blocks.append(("table", tabs["versions"], "Package versions (from each trial's result.json)"))
-    blocks.append(("p", "**Spec** (`sweep.yaml`, as run):"))
-    blocks.append(("code", run.spec_text or "(no sweep.yaml)"))
+    blocks.append(("table", tabs["versions"], "Package versions (from each trial's result.json)", "versions.csv"))
+    if is_published(run.root):  # the spec is a file beside the report
+        blocks.append(("p", "**Spec** as run: [data/sweep.yaml](data/sweep.yaml)."))
+    else:
+        blocks.append(("p", "**Spec** (`sweep.yaml`, as run):"))
+        blocks.append(("code", run.spec_text or "(no sweep.yaml)"))
     return blocks
 
 
@@ -104,19 +108,24 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
         f3 = figures.claim3_figures(run, t3["claim3_modes"], figdir)
         fc = figures.compute_figure(run.trials, tabs["compute"], figdir)
         fr = rounds.rounds_figure(tabs["rounds"], figdir)
-        sheets, gifs = samples.sample_sheets(run, figdir), samples.animations(run, figdir)
+        sheets = samples.sample_sheets(run, figdir)
+        gifs = [] if is_published(run.root) else samples.animations(run, figdir)  # a published folder keeps last grids only
 
     verdicts = v1 + v2 + v3
-    blocks = [("h", 1, f"Comparison report: {run.name}"),
-              ("p", f"GAN vs WGAN (Arjovsky, Chintala & Bottou 2017, arXiv:1701.07875) on shared backbones. "
-                    f"Built {dt.datetime.now().isoformat(timespec='seconds')} from `{run.root}`. Tables as CSV in "
-                    "`tables/`, figures in `figures/`; every table row lists the trials it aggregates.")]
-    blocks += sections.summary_blocks(verdicts) + rounds.rounds_blocks(run, tabs["rounds"], fr) + setup_blocks(run, tabs)
+    blocks = [("h", 1, f"Comparison report: {run.name}")]
+    blocks += sections.provenance_blocks(run.provenance, run) if run.provenance else []
+    blocks += [("p", f"GAN vs WGAN (Arjovsky, Chintala & Bottou 2017, arXiv:1701.07875) on shared backbones, "
+                     f"built {dt.datetime.now().isoformat(timespec='seconds')} from `{run.root}`. Tables as CSV in "
+                     "`tables/` (they list the trials behind every row), figures in `figures/`.")]
+    blocks += sections.first_screen_blocks(verdicts, tabs)
+    blocks += rounds.rounds_blocks(run, tabs["rounds"], fr) + setup_blocks(run, tabs)
     blocks += sections.claim1_blocks(tabs, v1, f1) + sections.claim2_blocks(tabs, v2, f2)
     blocks += sections.claim3_blocks(tabs, v3, f3) + conditional.conditional_blocks(tabs)
     if len(tabs["other_metrics"]):
-        blocks += [("h", 2, "Other quality metrics"), ("p", provenance.OTHER_METRICS_TEXT),
-                   ("table", tabs["other_metrics"], "Inception Score and precision/recall per cell (final values)")]
+        blocks += [("h", 2, "Other quality metrics"), ("p", provenance.OTHER_METRICS_TEXT if not is_published(run.root) else
+                                               "Inception Score, precision and recall: see the CSV."),
+                   ("table", tabs["other_metrics"], "Inception Score and precision/recall per cell (final values)",
+                    "other_metrics.csv")]
     blocks += sections.compute_blocks(tabs["compute"], fc)
     blocks += [("h", 2, "Samples"),
                ("p", "Fixed-noise samples at the last evaluation, GAN | WGAN side by side (toys: scatter plots), "

@@ -30,7 +30,10 @@ def status_table(run) -> pd.DataFrame:
 
 
 def trials_table(run) -> pd.DataFrame:
-    cols = ["trial_id", "cell", "seed", "status", "gen_iters", "wall_s", "device", "diverged_at", "error", "issues"]
+    # wall_s: the whole training; a continued trial's own run (its extension) is wall_s_run, `continues` the trials
+    # before it (study/report/load.whole_training)
+    cols = ["trial_id", "cell", "seed", "status", "gen_iters", "wall_s", "wall_s_run", "continues", "device",
+            "diverged_at", "error", "issues"]
     return run.trials[[c for c in cols if c in run.trials]].copy()
 
 
@@ -53,7 +56,8 @@ def devices_table(run) -> pd.DataFrame:
 
 
 def compute_table(run) -> pd.DataFrame:
-    """Per cell: wall time and generator iterations per second (all trials that ran, any status)."""
+    """Per cell: wall time and generator iterations per second (all trials that ran, any status). A continued
+    trial's wall time and iterations are its whole training's, so its speed is that of every iteration it trained."""
     rows = []
     for cell, t in cells(run.trials):
         ran = t[t["wall_s"].astype(float) > 0]

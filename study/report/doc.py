@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 # Blocks: ("h", level, text) ("p", text) ("ul", [text]) ("code", text) ("table", DataFrame, caption)
-# ("img", path, caption) ("gallery", [(path, caption)]) ("verdict", verdict, reason).
-# Text may use **bold**, *italic* and `code`.
+# ("img", path, caption) ("gallery", [(path, caption)]) ("verdict", verdict, reason) ("rule", verdict key, [text]).
+# Text may use **bold**, *italic* and `code`. A table block may add a CSV name: Markdown then links to it.
+ID_COLUMNS = ("trials", "collapsed trials")  # lists of trial ids: in the CSVs and the HTML, not in REPORT.md
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
@@ -82,10 +83,16 @@ def to_markdown(blocks: list[tuple], base: Path) -> str:
             out.append(b[1])
         elif kind == "ul":
             out.append("\n".join(f"- {x}" for x in b[1]))
+        elif kind == "rule":  # kept short in Markdown: the words are in verdicts.json and report.html
+            out.append(f"`{b[1]}.rule` in [verdicts.json](verdicts.json) ({len(b[2])} clauses; explained in "
+                       "docs/verdicts.md)")
         elif kind == "code":
             out.append(f"```\n{b[1].rstrip()}\n```")
-        elif kind == "table":
-            out.append(_md_table(b[1], b[2]) if len(b[1]) else f"**{b[2]}**: (no rows)")
+        elif kind == "table" and len(b) > 3:  # a long table: its CSV, in Markdown
+            out.append(f"**{b[2]}**: {len(b[1])} rows in [tables/{b[3]}](tables/{b[3]})")
+        elif kind == "table":  # trial ids only in the CSVs: the Markdown names cells
+            df = b[1].drop(columns=[c for c in ID_COLUMNS if c in b[1]])
+            out.append(_md_table(df, b[2]) if len(df) else f"**{b[2]}**: (no rows)")
         elif kind == "img":
             out.append(f"![{b[2]}]({Path(b[1]).relative_to(base).as_posix()})\n\n*{b[2]}*")
         elif kind == "gallery":
@@ -110,6 +117,8 @@ def to_html(blocks: list[tuple], title: str) -> str:
             out.append(f'<h{b[1]} id="{anchor}">{_inline_html(b[2])}</h{b[1]}>')
         elif kind == "p":
             out.append(f"<p>{_inline_html(b[1])}</p>")
+        elif kind == "rule":
+            out.append("<ul>" + "".join(f"<li>{_inline_html(x)}</li>" for x in b[2]) + "</ul>")
         elif kind == "ul":
             out.append("<ul>" + "".join(f"<li>{_inline_html(x)}</li>" for x in b[1]) + "</ul>")
         elif kind == "code":

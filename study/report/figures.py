@@ -20,6 +20,7 @@ from study.report import claim3  # noqa: E402
 from study.report.cells import ESTIMATE, LABEL, LOSS_ORDER, metric_label, primary_metric, summarize  # noqa: E402
 
 from study.eval.stats import median_filter  # noqa: E402
+from study.report.load import FILTERED  # noqa: E402
 
 DPI = 100
 MAX_POINTS = 1500  # per curve: enough to see the shape, small enough to draw fast and embed
@@ -213,10 +214,11 @@ def _curves(run, t: pd.DataFrame, key: str, filt: bool) -> pd.DataFrame:
         m = run.metrics.get(r["trial_id"])
         if m is None or key not in m or "step" not in m:
             continue
-        s = m[["step", key]].dropna()
+        pre = filt and f"{key}{FILTERED}" in m  # a published folder's curves: filtered over every iteration already
+        s = m[["step", f"{key}{FILTERED}" if pre else key]].dropna().set_axis(["step", key], axis=1)
         if s.empty:
             continue
-        v = median_filter(s[key].to_numpy(float), 101) if filt else s[key].to_numpy(float)
+        v = median_filter(s[key].to_numpy(float), 101) if filt and not pre else s[key].to_numpy(float)
         df = pd.DataFrame({"step": s["step"].to_numpy(), "value": v, "hue": r["hue"], "seed": r["seed"],
                            "status": r["status"]})
         parts.append(df.iloc[:: max(1, len(df) // MAX_POINTS)])
@@ -296,9 +298,10 @@ def claim3_figures(run, m: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
     colors = palette(run.trials)
     panels = []
     for data in dict.fromkeys(m["data"]):
-        for key, label in (("eval/modes_hq", "modes covered by confident samples (domain CNN)"),
-                           ("eval/modes_knn", "modes covered by confident samples (pixel kNN)"),
-                           ("eval/modes", "modes covered (toys: high-quality samples; images: every argmax)"),
+        # short labels: long ones ran into the neighbouring panels and the title (issue 29)
+        for key, label in (("eval/modes_hq", "modes covered, confident (domain CNN)"),
+                           ("eval/modes_knn", "modes covered, confident (pixel kNN)"),
+                           ("eval/modes", "modes covered (toys: high quality;\nimages: every argmax)"),
                            ("eval/mode_kl", "reverse KL over modes (nats)"), ("hq_pct", "high-quality samples (%)")):
             if key in done and done[done["data"] == data][key].notna().any():
                 panels.append((data, key, label))
@@ -313,8 +316,8 @@ def claim3_figures(run, m: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
                 ax.axhline(claim3.COVERAGE * k, color="firebrick", ls=":", lw=0.8, label="collapse threshold")
         better = "lower" if key == "eval/mode_kl" else "higher"
         ax.set_ylim(bottom=0)  # counts, KL and percentages: zero is the honest baseline
-        ax.set_title(f"{data}: {label}")
-        ax.set_ylabel(f"{label}\n{better} is better")
+        ax.set_title(f"{data}: {label}", fontsize=10)
+        ax.set_ylabel(f"{better} is better")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
     fig_legend(fig, colors, m["hue"])

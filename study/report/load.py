@@ -34,6 +34,8 @@ CELL_KEYS = {"loss", "seed", "data.name", "backbone", "backbone.generator", "bac
 _LOSS_RE = "|".join(sorted(ALGORITHMS.names(), key=len, reverse=True))
 # data names likewise: backbone names hold underscores (dcgan_const), so the data part is matched by name
 _DATA_RE = "|".join(sorted(map(re.escape, DATASETS.names()), key=len, reverse=True))
+# a trial continued by a longer one (study/trial.extend): its own run, counted in the longer trial's training
+CONTINUED_COLUMNS = ["trial_id", "continued_by", "status", "gen_iters", "wall_s", "eval_s"]
 COLUMNS = ("seed", "error", "diverged_at", "device", "compile", "gen_iters", "critic_iters", "wall_s", "eval_s", "versions",
            "num_samples", "corr_estimate", "corr_quality", "corr_n", "corr_spearman", "corr_pearson", "issues")
 
@@ -60,6 +62,10 @@ class Run:
     adaptive: Optional[dict] = None  # adaptive.json: the rounds of an --until-decided run
     ledger: Optional[list] = None    # ledger.json: the α ledger of an adaptive run (study/rundir.py)
     budget_trials: Optional[pd.DataFrame] = None  # trials continued by longer ones: each seed at an earlier budget
+    # trials continued by longer ones (not in `trials`; their time is in the longer trial's wall_s): CONTINUED_COLUMNS
+    continued: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CONTINUED_COLUMNS))
+    provenance: Optional[dict] = None  # a published folder's provenance.json (study/publish.py)
+    axes: list[str] = field(default_factory=list)  # results.csv's varied columns (the spec's axes)
 
 
 def backbone_label(bb: Any) -> str:
@@ -87,8 +93,16 @@ def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], l
         res, cfg, met, res_problem = None, None, None, mismatch
     cfg = with_legacy(cfg) if cfg else cfg
     issues = [p for p in (res_problem or (None if res else f"no {RESULT}"), cfg_problem, met_problem) if p]
-    row: dict[str, Any] = {"trial_id": d.name, "status": (res or {}).get("status") or "incomplete"}
-    row.update(parse_trial_id(d.name))
+    grids = [] if mismatch else rundir.grids(d)
+    row = trial_row(d.name, res, cfg, "; ".join(issues), len(grids))
+    return row, (flatten(cfg) if cfg else None), met, grids, res
+
+
+def trial_row(tid: str, res: Optional[dict], cfg: Optional[dict], issues: str, n_grids: int) -> dict:
+    """One trial's row from its result.json and (legacy-filled) config: the same for every on-disk format."""
+    issues_list = [issues] if issues else []
+    row: dict[str, Any] = {"trial_id": tid, "status": (res or {}).get("status") or "incomplete"}
+    row.update(parse_trial_id(tid))
     if cfg:
         row.update(loss=cfg.get("loss", row["loss"]), backbone=backbone_label(cfg.get("backbone", row["backbone"])),
                    data=(cfg.get("data") or {}).get("name", row["data"]), seed=cfg.get("seed", row["seed"]))
@@ -116,14 +130,13 @@ def read_trial(d: Path) -> tuple[dict, Optional[dict], Optional[pd.DataFrame], l
         row.update({"corr_estimate": corr.get("estimate"), "corr_quality": corr.get("quality"),
                     "corr_n": as_float(corr.get("n")), "corr_spearman": as_float(corr.get("spearman")),
                     "corr_pearson": as_float(corr.get("pearson"))})
-        if res.get("final_error"):
-            issues.append(f"final numbers: {res['final_error']}")
+        if res.get("final_error") and f"final numbers: {res['final_error']}" not in issues:
+            issues_list.append(f"final numbers: {res['final_error']}")
     if pd.isna(row.get("num_samples", math.nan)) and cfg:
         row["num_samples"] = as_float((cfg.get("eval") or {}).get("num_samples"))
-    grids = [] if mismatch else rundir.grids(d)
-    row["n_grids"] = len(grids)
-    row["issues"] = "; ".join(issues)
-    return row, (flatten(cfg) if cfg else None), met, grids, res
+    row["n_grids"] = n_grids
+    row["issues"] = "; ".join(issues_list)
+    return row
 
 
 def varied_keys(configs: list[dict], results_cols: list[str]) -> list[str]:
@@ -174,10 +187,8 @@ def decision_record(root: Path, marks: set, notes: list) -> tuple[Optional[dict]
     return None, None, Design()
 
 
-def load_run(run_dir: Path) -> Run:
-    root = Path(run_dir)
-    if not root.is_dir():
-        raise ReportError(f"{root}: no such run directory")
+def _read_run_dir(root: Path) -> tuple:
+    """A run directory's trials (docs/run-layout.md), before cells are assigned."""
     notes: list[str] = []
     spec_path = root / rundir.SPEC
     spec_text, spec = "", None
@@ -203,7 +214,7 @@ def load_run(run_dir: Path) -> Run:
     extended = {d.name for d in dirs if rundir.extended_to(d) in names}
     if extended:
         notes.append(f"{len(extended)} trial(s) were continued by longer ones and are counted once, as the longer "
-                     "trial: " + ", ".join(sorted(extended)[:3]) + (" ..." if len(extended) > 3 else ""))
+                     "trial, whose wall time is the whole training (which: the trials table's `continues`)")
     short_rows = []
     for d in dirs:
         row, flat, met, g, res = read_trial(d)
@@ -219,6 +230,7 @@ def load_run(run_dir: Path) -> Run:
         rows.append(row)
         grids[d.name] = g
     marks = {m for d in dirs if (m := rundir.ledger_mark(d))}
+    continued = pd.DataFrame([_continued_row(root / tid) for tid in sorted(extended)], columns=CONTINUED_COLUMNS)
 
     set_aside = [r["trial_id"] for r in rows if ID_MISMATCH in r["issues"]]
     if set_aside:
@@ -238,6 +250,19 @@ def load_run(run_dir: Path) -> Run:
             configs[row["trial_id"]] = {k: (r[k].item() if hasattr(r[k], "item") else r[k])
                                         for k in results_cols if k in r and pd.notna(r[k])}
 
+    return name, spec_text, rows, configs, metrics, grids, results, results_cols, continued, notes, short_rows, marks
+
+
+def load_run(run_dir: Path) -> Run:
+    """The trials of a run directory or of a published folder (each read by its own reader), as one `Run`."""
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise ReportError(f"{root}: no such run directory")
+    published = is_published(root)
+    records = root / PUBLISHED_DATA if published else root  # where adaptive.json (and its ledgers) lie
+    (name, spec_text, rows, configs, metrics, grids, results, results_cols, continued,
+     notes, short_rows, marks) = (read_published if published else _read_run_dir)(root)
+    whole_training(rows, continued)
     trials = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["trial_id", "status", "loss", "backbone", "data"])
     for col in COLUMNS:  # columns every section reads, present even when no trial wrote them
         if col not in trials:
@@ -247,6 +272,173 @@ def load_run(run_dir: Path) -> Run:
     budget_trials = None
     if short_rows:
         budget_trials = assign_cells(pd.DataFrame(short_rows).reindex(columns=trials.columns), configs, varied)
-    adaptive, ledger, design = decision_record(root, marks, notes)
+    adaptive, ledger, design = decision_record(records, marks, notes)
     return Run(root, name, spec_text, trials, metrics, grids, varied, configs=configs, tied=tied, notes=notes,
-               results=results, design=design, adaptive=adaptive, ledger=ledger, budget_trials=budget_trials)
+               results=results, design=design, adaptive=adaptive, ledger=ledger, budget_trials=budget_trials,
+               continued=continued, axes=results_cols, provenance=read_provenance(root) if published else None)
+
+
+def _continued_row(d: Path) -> dict:
+    res, _ = load_result(d)
+    res = res or {}
+    return {"trial_id": d.name, "continued_by": rundir.extended_to(d), "status": res.get("status"),
+            **{k: as_float(res.get(k)) for k in ("gen_iters", "wall_s", "eval_s")}}
+
+
+def whole_training(rows: list[dict], continued: pd.DataFrame) -> None:
+    """A continued trial trained twice: as the short trial(s) it continues, then as its extension. Its wall_s and
+    eval_s become the whole training's (so hours and speeds count every iteration once); `wall_s_run` keeps its
+    own run's, and `continues` names the trials before it."""
+    by_long = {r["continued_by"]: r for r in continued.to_dict("records")}
+    for row in rows:
+        row["wall_s_run"] = as_float(row.get("wall_s"))
+        chain, tid = [], row["trial_id"]
+        while tid in by_long and len(chain) < len(by_long):  # short -> long -> longer ...
+            chain.append(by_long[tid])
+            tid = by_long[tid]["trial_id"]
+        row["continues"] = " ".join(c["trial_id"] for c in chain)
+        for k in ("wall_s", "eval_s"):
+            if chain and row.get(k) == row.get(k) and row.get(k) is not None:
+                row[k] = as_float(row[k]) + sum(as_float(c[k]) for c in chain)
+
+
+# ---------------------------------------------------------------- a published folder (docs/run-layout.md)
+# results/<name>/data/ holds what the report reads, written by write_published and read back by read_published:
+# the report re-derives every verdict and table from it without the run directory.
+PUBLISHED_DATA = "data"
+TRIALS_FILE, CURVES_FILE, CONTINUED_FILE, RUN_FILE = "trials.csv.gz", "curves.csv.gz", "continued.csv", "run.json"
+PROVENANCE_FILE = "provenance.json"  # beside data/: how the folder was made (study/publish.py)
+FILTERED = "~median101"  # curves.csv.gz: the loss estimate median-filtered over every iteration, read at the row
+PUBLISHED_FORMAT = 1
+# readable columns of trials.csv.gz (the rest of a row is its result.json and config as JSON, which the reader uses)
+READABLE = ["trial_id", "cell", "loss", "backbone", "data", "seed", "status", "gen_iters", "critic_iters", "wall_s",
+            "wall_s_run", "eval_s", "continues", "device", "corr_spearman"]
+
+
+def is_published(root: Path) -> bool:
+    return (Path(root) / PUBLISHED_DATA / TRIALS_FILE).is_file()
+
+
+def _curve(m: Optional[pd.DataFrame], estimate: Optional[str]) -> Optional[pd.DataFrame]:
+    """The evaluation rows of one metrics.csv (step, eval/*, train/* at them) and the filtered estimate at them."""
+    from study.eval.stats import median_filter
+    if m is None or "step" not in m:
+        return None
+    m = m.sort_values("step", kind="stable").reset_index(drop=True)
+    ev = [c for c in m.columns if c.startswith("eval/")]
+    at = m[ev].notna().any(axis=1) if ev else pd.Series(False, index=m.index)
+    out = m.loc[at, ["step", *ev, *(c for c in m.columns if c.startswith("train/"))]].copy()
+    if estimate and estimate in m:  # as claim 2's figure filters: over the rows that have an estimate
+        raw = pd.to_numeric(m[estimate], errors="coerce")
+        filtered = pd.Series(math.nan, index=m.index)
+        filtered[raw.notna()] = median_filter(raw.dropna().to_numpy(float))
+        out[estimate + FILTERED] = filtered[at].to_numpy()
+    return out
+
+
+def write_published(run: Run, data: Path, keep_grids: set[str]) -> None:
+    """What the report reads, into `data` (a published folder's data/): small files only. `keep_grids`: the
+    trials whose last sample grid is kept (those the report's sample sheets show)."""
+    import shutil
+    from lightning_modules import ALGORITHMS
+    data.mkdir(parents=True, exist_ok=True)
+    rows, curves = [], []
+    every = run.trials.assign(budget_part=False)
+    if run.budget_trials is not None:  # each seed at an earlier declared budget: claim 1 is decided there too
+        every = pd.concat([every, run.budget_trials.assign(budget_part=True)], ignore_index=True)
+    for _, r in every.iterrows():
+        tid = r["trial_id"]
+        res = run.results.get(tid)
+        cfg = None
+        if r["status"] != "missing" and tid in run.configs:
+            cfg, _ = read_config(run.root / tid, res)
+            cfg = with_legacy(cfg) if cfg else None
+        row = {k: r.get(k) for k in READABLE}
+        row.update({k: r[k] for k in run.trials.columns if str(k).startswith("eval/")})
+        row.update(budget_part=bool(r["budget_part"]), ledger_id=rundir.ledger_mark(run.root / tid) or "")
+        row.update(n_grids=int(r.get("n_grids") or 0), issues=r.get("issues") or "",
+                   result=json.dumps({k: v for k, v in res.items() if k != "config"}) if res else "",
+                   config=json.dumps(cfg) if cfg else "",
+                   config_flat=json.dumps(run.configs.get(tid)) if cfg is None and tid in run.configs else "")
+        rows.append(row)
+        loss = r["loss"]
+        est = ALGORITHMS.get(loss).estimate_key if loss in ALGORITHMS.names() else None
+        c = _curve(run.metrics.get(tid), est)
+        if c is not None:
+            curves.append(c.assign(trial_id=tid))
+    pd.DataFrame(rows).to_csv(data / TRIALS_FILE, index=False)
+    cur = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["trial_id", "step"])
+    cur[["trial_id", *(c for c in cur.columns if c != "trial_id")]].to_csv(data / CURVES_FILE, index=False)
+    run.continued.to_csv(data / CONTINUED_FILE, index=False)
+    (data / RUN_FILE).write_text(json.dumps({"format": PUBLISHED_FORMAT, "name": run.name, "run_dir": str(run.root),
+                                             "results_cols": run.axes, "notes": run.notes}, indent=1) + "\n")
+    (data / rundir.SPEC).write_text(run.spec_text)
+    for f in [run.root / rundir.ADAPTIVE, *sorted(run.root.glob("ledger*.json"))]:  # verbatim: read back the same way
+        if f.is_file():
+            shutil.copyfile(f, data / f.name)
+    for tid in sorted(keep_grids):
+        g = run.grids.get(tid) or []
+        if g:
+            (data / "samples" / tid).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(g[-1], data / "samples" / tid / g[-1].name)
+
+
+def _json(text: Any) -> Any:
+    return json.loads(text) if isinstance(text, str) and text else None
+
+
+def read_published(root: Path) -> tuple:
+    """A published folder's trials (write_published), as _read_run_dir returns a run directory's."""
+    data = root / PUBLISHED_DATA
+    try:
+        meta = json.loads((data / RUN_FILE).read_text())
+        table = pd.read_csv(data / TRIALS_FILE, dtype={"result": str, "config": str, "config_flat": str,
+                                                       "issues": str, "ledger_id": str},
+                            keep_default_na=False, na_values=[""])
+        cur = pd.read_csv(data / CURVES_FILE)
+        continued = pd.read_csv(data / CONTINUED_FILE) if (data / CONTINUED_FILE).exists() else \
+            pd.DataFrame(columns=CONTINUED_COLUMNS)
+        spec_text = (data / rundir.SPEC).read_text()
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{data}: not a readable published folder ({type(e).__name__}: {e})") from None
+    rows, configs, metrics, grids, results, short_rows = [], {}, {}, {}, {}, []
+    marks = {m for m in table.get("ledger_id", pd.Series(dtype=str)).dropna() if isinstance(m, str) and m}
+    curves = {tid: c.drop(columns="trial_id").dropna(axis=1, how="all").reset_index(drop=True)
+              for tid, c in cur.groupby("trial_id", sort=False)}
+    for r in table.to_dict("records"):
+        tid = str(r["trial_id"])
+        res, cfg = _json(r.get("result")), _json(r.get("config"))
+        issues = r.get("issues") if isinstance(r.get("issues"), str) else ""
+        if r["status"] == "missing":
+            row = {"trial_id": tid, "status": "missing", **parse_trial_id(tid), "issues": issues, "n_grids": 0}
+        else:
+            row = trial_row(tid, res, cfg, issues, int(r.get("n_grids") or 0))
+        (short_rows if str(r.get("budget_part")) == "True" else rows).append(row)
+        if res:
+            results[tid] = res
+        flat = flatten(cfg) if cfg else _json(r.get("config_flat"))
+        if flat:
+            configs[tid] = flat
+        if tid in curves:
+            metrics[tid] = curves[tid]
+        grids[tid] = sorted((data / "samples" / tid).glob("grid_*.png"))
+    notes = list(meta.get("notes") or [])
+    return (str(meta.get("name") or root.name), spec_text, rows, configs, metrics, grids, results,
+            list(meta.get("results_cols") or []), continued, notes, short_rows, marks)
+
+
+def published_trials(root: Path) -> list[tuple[str, Optional[dict], Optional[dict]]]:
+    """(trial id, config, result.json) of every trial of a published folder: what study.verify --rerun re-runs."""
+    try:
+        table = pd.read_csv(Path(root) / PUBLISHED_DATA / TRIALS_FILE, dtype={"result": str, "config": str},
+                            keep_default_na=False, na_values=[""])
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{root}: not a published folder ({type(e).__name__})") from None
+    return [(str(r["trial_id"]), _json(r.get("config")), _json(r.get("result"))) for r in table.to_dict("records")]
+
+
+def read_provenance(root: Path) -> Optional[dict]:
+    try:
+        return json.loads((Path(root) / PROVENANCE_FILE).read_text())
+    except (OSError, ValueError):
+        return None

@@ -55,13 +55,24 @@ def _tile(img, lines: list[str], size: tuple[int, int], n_lines: int):
     return tile
 
 
+def _sheet_seeds(g) -> list:
+    """The seeds a group's sheet shows: those most of its cells have, lowest first, at most MAX_SEEDS."""
+    return sorted(sorted(g["seed"].dropna().unique(), key=lambda s: (-(g["seed"] == s).sum(), s))[:MAX_SEEDS])
+
+
+def sheet_trials(run) -> list[str]:
+    """The trials whose last grid a sample sheet shows (a published folder keeps only these grids)."""
+    t = run.trials[run.trials["trial_id"].map(lambda tid: bool(run.grids.get(tid)))]
+    return [tid for _, g in t.groupby("group", sort=False) for tid in g.loc[g["seed"].isin(_sheet_seeds(g)), "trial_id"]]
+
+
 def sample_sheets(run, out: Path) -> list[tuple[Path, str]]:
     """One sheet per group: columns = losses (GAN first), rows = seeds, each the trial's last grid."""
     sheets = []
     t = run.trials[run.trials["trial_id"].map(lambda tid: bool(run.grids.get(tid)))]
     for group, g in t.groupby("group", sort=False):
         hues = hue_order(g["hue"])
-        seeds = sorted(sorted(g["seed"].dropna().unique(), key=lambda s: (-(g["seed"] == s).sum(), s))[:MAX_SEEDS])
+        seeds = _sheet_seeds(g)
         last = {(r["seed"], r["hue"]): r for _, r in g.iterrows()}
         first = _image(run.grids[g.iloc[0]["trial_id"]][-1])
         size = _scaled(first.size if first is not None else (MIN_WIDTH, MIN_WIDTH))

@@ -26,9 +26,8 @@ def verdict_blocks(vs: list[Verdict]) -> list[tuple]:
     blocks = []
     for v in vs:
         head = [("h", 3, f"{LABEL.get(v.variant, v.variant)} vs GAN")] if len(vs) > 1 else []
-        blocks += head + [("verdict", v.verdict, v.reason), ("p", "**Numbers that decided it:**"),
-                          ("ul", v.evidence or ["(no cell qualified)"])]
-    return blocks + [("p", "**Rule:**"), ("ul", vs[0].rule)]
+        blocks += head + [("verdict", v.verdict, v.reason + " (the numbers that decided it: first screen)")]
+    return blocks + [("p", "**Rule:**"), ("rule", vs[0].key, vs[0].rule)]
 
 
 def _col(df: pd.DataFrame, name: str) -> list:
@@ -81,9 +80,9 @@ def claim1_blocks(tabs: dict, v: list[Verdict], figs: list) -> list[tuple]:
         "permutation p": _map(d, lambda p: fmt(p, 2), "perm_p"),
         "seeds": _map(d, lambda a, b: f"{a} vs {b}", "gan_n", "wgan_n"), "trials": _col(d, "trials")})
     blocks = [("h", 2, CLAIMS["1"]), ("p", PAPER["1"])] + verdict_blocks(v)
-    blocks += [("table", sd, "Does each loss work on each backbone? (the verdict's input)"),
-               ("table", qd, "Final quality per cell, every metric (completed trials; lower is better)"),
-               ("table", dd, "GAN − WGAN on the deciding metric (information: positive = WGAN better)")]
+    blocks += [("table", sd, "Does each loss work on each backbone? (the verdict's input)", "claim1_states.csv"),
+               ("table", qd, "Final quality per cell, every metric (completed trials; lower is better)", "claim1_quality.csv"),
+               ("table", dd, "GAN − WGAN on the deciding metric (information: positive = WGAN better)", "claim1_difference.csv")]
     return blocks + [("img", p, c) for p, c in figs]
 
 
@@ -108,8 +107,9 @@ def claim2_blocks(tabs: dict, v: list[Verdict], figs: list) -> list[tuple]:
         "trials": _col(a, "trials")})
     blocks = [("h", 2, CLAIMS["2"]), ("p", PAPER["2"])] + verdict_blocks(v)
     blocks += [("table", cd, "Per-trial correlation of estimate and quality over training, aggregated per cell "
-                             "(ρ > 0: the estimate falls as quality improves)"),
-               ("table", ad, "Across trials: final estimate vs final quality, all completed trials of one loss")]
+                             "(ρ > 0: the estimate falls as quality improves)", "claim2_correlation.csv"),
+               ("table", ad, "Across trials: final estimate vs final quality, all completed trials of one loss",
+                "claim2_across_trials.csv")]
     return blocks + [("img", p, cap) for p, cap in figs]
 
 
@@ -135,7 +135,7 @@ def claim3_blocks(tabs: dict, v: list[Verdict], figs: list) -> list[tuple]:
         "outcome": _col(m, "outcome"), "would decide it": _col(m, "need"),
         "in verdict": _map(m, _used, "in_verdict"), "collapsed trials": _col(m, "collapsed_trials"),
         "trials": _col(m, "trials")})
-    return blocks + [("table", md, "Mode coverage per cell (completed trials)")] + [("img", p, c) for p, c in figs]
+    return blocks + [("table", md, "Mode coverage per cell (completed trials)", "claim3_modes.csv")] + [("img", p, c) for p, c in figs]
 
 
 def compute_blocks(comp: pd.DataFrame, figs: list) -> list[tuple]:
@@ -149,14 +149,7 @@ def compute_blocks(comp: pd.DataFrame, figs: list) -> list[tuple]:
             ("p", "Per cell, over every trial that ran (any status). Rates are generator iterations divided by "
                   "the trial's wall time; a WGAN iteration includes its critic iterations (n_critic, and 100 "
                   "during warm-up)."),
-            ("table", cd, "Wall time and speed per cell")] + [("img", p, c) for p, c in figs]
-
-
-def summary_blocks(verdicts: list[Verdict]) -> list[tuple]:
-    df = pd.DataFrame({"claim": [CLAIMS[v.claim] + v.title_suffix for v in verdicts],
-                       "verdict": [v.verdict for v in verdicts],
-                       "because": [v.reason for v in verdicts]})
-    return [("table", df, "Verdicts (rules and numbers in each section)")]
+            ("table", cd, "Wall time and speed per cell", "compute.csv")] + [("img", p, c) for p, c in figs]
 
 
 def trials_blocks(t: pd.DataFrame) -> list[tuple]:
@@ -167,4 +160,84 @@ def trials_blocks(t: pd.DataFrame) -> list[tuple]:
     return [("h", 2, "Appendix — every trial"),
             ("p", "Every trial directory found (and every trial results.csv lists without a directory), with its "
                   "status and any problem reading its files. Sections above count these; none is dropped."),
-            ("table", show, "All trials")]
+            ("table", show, "All trials", "trials.csv")]
+
+
+# ---------------------------------------------------------------- the first screen (claims, verdicts, numbers)
+# Per claim, what its own cell table adds to the shared columns (claim 1's states): label -> (columns, format).
+# Columns a claim module adds later show up in its CSV; here only the ones a reader needs to see the verdict.
+CLAIM_COLUMNS = {
+    "2": {"ρ mean ± sd": (("rho_mean", "rho_std"), lambda m, s: pm(m, s, 2)),
+          "converged": (("n_converged", "n_completed"), lambda c, n: f"{c}/{n}")},
+    "3": {"coverage (CNN)": (("coverage_mean", "coverage_std"), lambda a, b: pm(100 * a, 100 * b) + "%"),
+          "collapse / none / undecided": (("n_collapsed", "n_no_collapse", "n_undecided"),
+                                          lambda a, b, c: f"{a} / {b} / {c}")},
+}
+CLAIM_TABLES = {"2": "claim2_correlation", "3": "claim3_modes"}
+
+
+def claim_table(v: Verdict, tabs: dict) -> pd.DataFrame:
+    """One row per verdict cell of the GAN and the variant judged: budget, the deciding metric's mean ± sd,
+    normalised quality, seed outcomes and the cell's state (claims 2/3: their own outcome beside it)."""
+    st, q = tabs.get("claim1_states", pd.DataFrame()), tabs.get("claim1_quality", pd.DataFrame())
+    if st.empty:
+        return pd.DataFrame()
+    st = st[st["in_verdict"] & st["loss"].isin(["gan", v.variant])]
+    raw = {(r["cell"], r["metric"]): pm(r["mean"], r["std"]) for _, r in q.iterrows()} if not q.empty else {}
+    df = pd.DataFrame({
+        "cell": list(st["cell"]), "budget (gen. iters)": _map(st, fmt, "gen_iters"),
+        "metric mean ± sd": [f"{metric_label(m)}: {raw.get((c, m), '–')}" for c, m in zip(st["cell"], st["metric"])],
+        "normalised quality (95% CI)": _map(st, lambda m, lo, hi: f"{fmt(m, 2)} [{fmt(lo, 2)}, {fmt(hi, 2)}]",
+                                            "q_mean", "q_lo", "q_hi"),
+        "good / failed / unknown (of design)": _map(st, lambda g, f, u, n: f"{g} / {f} / {u} ({n})", "n_good",
+                                                   "n_failed", "n_unknown", "n_design"),
+        "state": _map(st, lambda s, w: f"**{s}**" + (f" ({w})" if v.claim == "1" else ""), "state", "why")})
+    own = tabs.get(CLAIM_TABLES.get(v.claim, ""), pd.DataFrame())
+    if not own.empty and "cell" in own:
+        by_cell = own.set_index("cell")
+        for label, (cols, f) in CLAIM_COLUMNS.get(v.claim, {}).items():
+            if all(c in by_cell for c in cols):
+                df[label] = [f(*(by_cell.at[c, k] for k in cols)) if c in by_cell.index else "–" for c in df["cell"]]
+        if "outcome" in by_cell:
+            df[f"claim {v.claim} outcome"] = [f"**{by_cell.at[c, 'outcome']}**" if c in by_cell.index else "–"
+                                              for c in df["cell"]]
+    return df
+
+
+def first_screen_blocks(verdicts: list[Verdict], tabs: dict) -> list[tuple]:
+    """Each claim's verdict, the branch of its rule that fired, the numbers that decided it and its cell table."""
+    blocks: list[tuple] = [("h", 2, "Verdicts")]
+    for v in verdicts:
+        table = claim_table(v, tabs)
+        # claim 1's table is its cell states (with why): its per-cell evidence lines would say it twice
+        shown = tuple(f"`{c}`" for c in table.get("cell", [])) if v.claim == "1" else ()
+        lines = [e for e in v.evidence if not (shown and e.startswith(shown))]
+        blocks += [("h", 3, CLAIMS[v.claim] + v.title_suffix + f": **{v.verdict}**"),
+                   ("p", f"Because {v.reason}." if v.reason else "")]
+        blocks += [("ul", lines)] if lines else []
+        blocks += [("table", table, "")]
+    return blocks
+
+
+def provenance_blocks(prov: dict, run) -> list[tuple]:
+    """A published folder's header: command, commit, tree, hardware, versions, wall time (provenance.json)."""
+    hw, ver = prov.get("hardware") or {}, prov.get("versions") or {}
+    gpus = ", ".join(hw.get("gpus") or []) or "none"
+    trial_h = float(run.trials["wall_s"].astype(float).sum()) / 3600
+    lines = [f"**Command:** `{prov.get('command', '?')}`",
+             f"**Commit:** `{prov.get('commit') or 'unknown (not a git checkout)'}`"
+             + (" — **built with --allow-dirty**: " + (
+                 "these paths differed from the commit: " + ", ".join(f"`{p}`" for p in prov["dirty_paths"][:8])
+                 + (f" and {len(prov['dirty_paths']) - 8} more" if len(prov["dirty_paths"]) > 8 else "")
+                 if prov.get("dirty_paths") else "yet the tree was clean") if prov.get("allow_dirty")
+                else ", a clean tree (tracked and untracked files; results/ aside)"),
+             f"**Spec:** `{(prov.get('spec') or {}).get('file')}` (sha256 `{(prov.get('spec') or {}).get('sha256', '')[:16]}…`, "
+             "copied to `data/spec.yaml`; as run: `data/sweep.yaml`)",
+             f"**Hardware:** {hw.get('cpu')}, {hw.get('cores')} cores, {hw.get('memory_gib')} GiB; GPU: {gpus}",
+             f"**Wall time:** {prov.get('wall_s', 0) / 60:.1f} min over {len(prov.get('invocations') or [])} "
+             f"invocation(s); {trial_h:.2f} trial hours over {len(run.trials)} trials (a continued trial counts its "
+             "whole training)",
+             "**Versions:** " + ", ".join(f"{k} {v}" for k, v in ver.items() if v),
+             "**Re-derive:** `python -m study.report <this folder>`; **re-run:** `python -m study.verify <this folder> "
+             "--rerun 2`"]
+    return [("ul", lines)]
