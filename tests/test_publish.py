@@ -146,17 +146,24 @@ def test_published_reader_keeps_the_continued_accounting(tmp_path):
     from study.report.load import write_published
     run_dir, short, long = _continued_run(tmp_path)
     cfg = json.loads((FIXTURE / long / "result.json").read_text())["config"]
-    adaptive = {"design": {"max_seeds": 10, "extensions": 1}, "rounds": [
+    from study import rundir
+    from study.adaptive import _ledger_entry, design
+    entries = rundir.append_ledger(run_dir, None, _ledger_entry(design(10, budgets=[1500, 3000]), None))
+    lid = rundir.ledger_id(entries)
+    adaptive = {"design": {"max_seeds": 10, "budgets": [1500, 3000]}, "ledger": lid, "rounds": [
         {"round": 1, "added": [], "extended": {}, "why": ["the spec's trials"]},
         {"round": 2, "added": [cfg], "extended": {short: long}, "why": ["x"]}]}
     (run_dir / "adaptive.json").write_text(json.dumps(adaptive))
-    (run_dir / "ledger-alpha.json").write_text('{"spent": 0.01}\n')
+    for d in run_dir.iterdir():
+        if d.is_dir():
+            rundir.mark_ledger(d, lid)
     run = load_run(run_dir)
     pub = tmp_path / "pub"
     write_published(run, pub / "data", set())
-    assert (pub / "data" / "ledger-alpha.json").read_bytes() == (run_dir / "ledger-alpha.json").read_bytes()
+    assert (pub / "data" / "ledger.json").read_bytes() == (run_dir / "ledger.json").read_bytes()
     again = load_run(pub)
     assert again.adaptive == run.adaptive == adaptive and again.design == run.design and run.design.looks == 2
+    assert run.design.budgets == (1500, 3000) and len(again.budget_trials) == len(run.budget_trials) == 1
     from study.report.rounds import rounds_table
     pd.testing.assert_frame_equal(rounds_table(again), rounds_table(run))
     cols = ["trial_id", "wall_s", "wall_s_run", "eval_s", "continues", "status", "cell"]
