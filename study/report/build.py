@@ -11,6 +11,7 @@ import pandas as pd
 from study.io import ensure_dir
 from study.report import compute, doc, provenance, sections
 from study.report.cells import PAPER_SETTINGS, flatten
+from study.report.rules import held_out_line, rules_id
 from study.report.load import STATUSES, ReportError, Run, is_published, load_run
 
 
@@ -138,6 +139,7 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
     (out / "REPORT.md").write_text(doc.to_markdown(blocks, out))
     (out / "report.html").write_text(doc.to_html(blocks, f"Comparison report: {run.name}"))
     (out / "verdicts.json").write_text(json.dumps(
-        {v.key: {"verdict": v.verdict, "variant": v.variant, "reason": v.reason, "rule": v.rule, "evidence": v.evidence}
+        {v.key: {"verdict": v.verdict, "variant": v.variant, "budget": v.budget, "reason": v.reason, "rule": v.rule,
+                 "evidence": v.evidence, "rules": rules_id(), "held_out": held_out_line(run)}
          for v in verdicts}, indent=2, ensure_ascii=False) + "\n")
     return out

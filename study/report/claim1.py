@@ -246,5 +246,6 @@ def claim1(run) -> tuple[dict[str, pd.DataFrame], list[Verdict]]:
                 evidence.append(f"Information, `{r['group']}`, {metric_label(r['metric'])}: GAN {fmt(r['gan_mean'])} vs "
                                 f"{r['wgan']} {fmt(r['wgan_mean'])}, Δ = {fmt(r['diff'])} "
                                 f"{ci(r['diff_ci_lo'], r['diff_ci_hi'])} (Welch), permutation p = {fmt(r['perm_p'], 2)}")
+            evidence.append(f"Seeds: {R.held_out_line(run)}; rules {R.rules_id()['version']} ({R.rules_id()['sha256']}).")
             verdicts.append(Verdict("1", verdict, rule(run.design), evidence, reason, variant, b))
     return tables, verdicts

@@ -289,3 +289,14 @@ def rules_id() -> dict:
 def seen_by_rules(seeds) -> list[int]:
     """The seeds among these that the rules were set on (RULES_SEEN_SEEDS): a published study should have none."""
     return sorted({int(s) for s in seeds if s == s and int(s) in RULES_SEEN_SEEDS})
+
+
+def held_out_line(run) -> str:
+    """One sentence on whether this study's seeds were held out from the rules (RULES_SEEN_SEEDS)."""
+    seeds = [s for s in run.trials["seed"].dropna()] if "seed" in run.trials else []
+    seen = seen_by_rules(seeds)
+    span = f"seeds {int(min(seeds))}–{int(max(seeds))}" if seeds else "no seeds"
+    if seen:
+        return (f"{span}: seeds {', '.join(map(str, seen[:10]))} were in view while the rules were set "
+                f"({RULES_VERSION}); this study is not held out from them")
+    return f"{span}: held out (the rules, {RULES_VERSION}, were set on seeds {RULES_SEEN_SEEDS.start}–{RULES_SEEN_SEEDS.stop - 1})"
