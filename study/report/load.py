@@ -267,12 +267,14 @@ def load_run(run_dir: Path) -> Run:
     for col in COLUMNS:  # columns every section reads, present even when no trial wrote them
         if col not in trials:
             trials[col] = math.nan
+    adaptive, ledger, design = decision_record(records, marks, notes)
     varied, tied = splitting_keys(trials, configs, varied_keys(list(configs.values()), results_cols))
+    if design.budgets:  # a seed's budget is where it stands in the declared design, never a cell of its own
+        varied = [k for k in varied if k != "train.gen_iters"]
     trials = assign_cells(trials, configs, varied)
     budget_trials = None
     if short_rows:
         budget_trials = assign_cells(pd.DataFrame(short_rows).reindex(columns=trials.columns), configs, varied)
-    adaptive, ledger, design = decision_record(records, marks, notes)
     return Run(root, name, spec_text, trials, metrics, grids, varied, configs=configs, tied=tied, notes=notes,
                results=results, design=design, adaptive=adaptive, ledger=ledger, budget_trials=budget_trials,
                continued=continued, axes=results_cols, provenance=read_provenance(root) if published else None)

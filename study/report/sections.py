@@ -25,7 +25,8 @@ def verdict_blocks(vs: list[Verdict]) -> list[tuple]:
     """One verdict per Wasserstein variant in the run (the rule is printed once)."""
     blocks = []
     for v in vs:
-        head = [("h", 3, f"{LABEL.get(v.variant, v.variant)} vs GAN")] if len(vs) > 1 else []
+        at = f" at {v.budget} generator iterations" if v.budget is not None else ""
+        head = [("h", 3, f"{LABEL.get(v.variant, v.variant)} vs GAN{at}")] if len(vs) > 1 else []
         blocks += head + [("verdict", v.verdict, v.reason + " (the numbers that decided it: first screen)")]
     return blocks + [("p", "**Rule:**"), ("rule", vs[0].key, vs[0].rule)]
 
@@ -183,14 +184,17 @@ def claim_table(v: Verdict, tabs: dict) -> pd.DataFrame:
     if st.empty:
         return pd.DataFrame()
     st = st[st["in_verdict"] & st["loss"].isin(["gan", v.variant])]
+    if v.claim != "1" and "budget" in st and st["budget"].notna().any():  # claims 2/3: the last declared budget
+        st = st[st["budget"] == st["budget"].max()]
     raw = {(r["cell"], r["metric"]): pm(r["mean"], r["std"]) for _, r in q.iterrows()} if not q.empty else {}
     df = pd.DataFrame({
         "cell": list(st["cell"]), "budget (gen. iters)": _map(st, fmt, "gen_iters"),
         "metric mean ± sd": [f"{metric_label(m)}: {raw.get((c, m), '–')}" for c, m in zip(st["cell"], st["metric"])],
         "normalised quality (95% CI)": _map(st, lambda m, lo, hi: f"{fmt(m, 2)} [{fmt(lo, 2)}, {fmt(hi, 2)}]",
                                             "q_mean", "q_lo", "q_hi"),
-        "good / failed / unknown (of design)": _map(st, lambda g, f, u, n: f"{g} / {f} / {u} ({n})", "n_good",
-                                                   "n_failed", "n_unknown", "n_design"),
+        "good / failed / unknown (of design)": _map(st, lambda g, f, u, n, k: f"{g} / {f} / {u} ({n})"
+                                                   + (f"; failed: {k}" if k else ""), "n_good", "n_failed",
+                                                   "n_unknown", "n_design", "failed_why"),
         "state": _map(st, lambda s, w: f"**{s}**" + (f" ({w})" if v.claim == "1" else ""), "state", "why")})
     own = tabs.get(CLAIM_TABLES.get(v.claim, ""), pd.DataFrame())
     if not own.empty and "cell" in own:
@@ -205,16 +209,25 @@ def claim_table(v: Verdict, tabs: dict) -> pd.DataFrame:
 
 
 def first_screen_blocks(verdicts: list[Verdict], tabs: dict) -> list[tuple]:
-    """Each claim's verdict, the branch of its rule that fired, the numbers that decided it and its cell table."""
+    """Each claim's verdict (claim 1: at each declared budget, side by side), the branch of its rule that fired,
+    the numbers that decided it and one cell table (cell x budget)."""
     blocks: list[tuple] = [("h", 2, "Verdicts")]
+    groups: dict[tuple, list[Verdict]] = {}
     for v in verdicts:
+        groups.setdefault((v.claim, v.variant), []).append(v)
+    for vs in groups.values():
+        v = vs[-1]
         table = claim_table(v, tabs)
         # claim 1's table is its cell states (with why): its per-cell evidence lines would say it twice
         shown = tuple(f"`{c}`" for c in table.get("cell", [])) if v.claim == "1" else ()
-        lines = [e for e in v.evidence if not (shown and e.startswith(shown))]
-        blocks += [("h", 3, CLAIMS[v.claim] + v.title_suffix + f": **{v.verdict}**"),
-                   ("p", f"Because {v.reason}." if v.reason else "")]
-        blocks += [("ul", lines)] if lines else []
+        if len(vs) == 1:
+            head, because = f": **{v.verdict}**", [f"Because {v.reason}."] if v.reason else []
+        else:
+            head = ": " + "; ".join(f"**{x.verdict}** at {x.budget}" for x in vs)
+            because = [f"At {x.budget} generator iterations: {x.verdict}, because {x.reason}." for x in vs]
+        lines = list(dict.fromkeys(e for x in vs for e in x.evidence if not (shown and e.startswith(shown))))
+        blocks += [("h", 3, CLAIMS[v.claim] + v.title_suffix + head)]
+        blocks += [("ul", because + lines)] if because or lines else []
         blocks += [("table", table, "")]
     return blocks
 
