@@ -21,6 +21,7 @@ Pure functions of arrays; study/report/claim2.py reads trials into them, the cal
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from itertools import permutations
 from typing import Optional
 
@@ -86,6 +87,7 @@ def per_seed_r(E: np.ndarray, Q: np.ndarray) -> np.ndarray:
     return np.array([_r(a, b) for a, b in zip(x, y)])
 
 
+@lru_cache(maxsize=16)  # the same orders for every cell of one size: built once
 def _orders(n: int, seed: int = PERM_SEED) -> np.ndarray:
     if math.factorial(n) <= EXACT_PERMS:
         return np.array(list(permutations(range(n))))
