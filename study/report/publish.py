@@ -14,6 +14,7 @@ from pathlib import Path
 
 # the figures a verdict is read from; every other figure is left out (the report rebuilds them from the run)
 KEEP = ("claim1_states.png", "rounds.png", "claim3_modes.png", "claim2_final_estimate_vs_quality.png")
+KEEP_GLOBS = ("claim2_curves_*.png",)  # claim 2's loss and quality over training, one figure per backbone
 KEEP_SAMPLES = 1  # sample sheets kept: the first (by name) of the per-backbone sheets
 
 
@@ -55,7 +56,7 @@ def publish(run_dir: Path, out: Path, command: str, wall_s: float | None = None,
     build_report(run_dir, out)
     (out / "report.html").unlink(missing_ok=True)
     sheets = sorted((out / "figures").glob("samples_*.png"))[:KEEP_SAMPLES] if KEEP_SAMPLES else []
-    keep = set(KEEP) | {p.name for p in sheets}
+    keep = set(KEEP) | {p.name for p in sheets} | {p.name for g in KEEP_GLOBS for p in (out / "figures").glob(g)}
     for p in (out / "figures").iterdir():
         if p.name not in keep:
             p.unlink()

@@ -38,6 +38,14 @@ PERM_SEED = 0         # fixed, so a report re-derives the same p
 TINY = 1e-12          # a residual sum of squares at or below this is "no variation" (ranks are exact numbers)
 
 
+def step_median(steps: np.ndarray, values: np.ndarray, at: np.ndarray, window: int = WINDOW) -> np.ndarray:
+    """Median of the finite `values` whose step lies within ±window//2 of each step in `at` (steps sorted)."""
+    ok = np.isfinite(values)
+    steps, values, h = np.asarray(steps)[ok], np.asarray(values)[ok], window // 2
+    lo, hi = np.searchsorted(steps, np.asarray(at) - h, "left"), np.searchsorted(steps, np.asarray(at) + h, "right")
+    return np.array([float(np.median(values[a:b])) if b > a else math.nan for a, b in zip(lo, hi)])
+
+
 def eval_curve(df: pd.DataFrame, estimate: str, quality: str, window: int = WINDOW) -> pd.DataFrame:
     """(step, estimate, quality) at a trial's evaluation steps: the estimate is the median of the raw
     per-iteration values within ±window//2 generator iterations of the step (by step, not by row: a metrics.csv
@@ -46,11 +54,8 @@ def eval_curve(df: pd.DataFrame, estimate: str, quality: str, window: int = WIND
     if estimate not in df or quality not in df or "step" not in df or df.empty:
         return pd.DataFrame(columns=["step", "estimate", "quality"])
     d = df[["step", estimate, quality]].astype(float).sort_values("step")
-    raw = d[np.isfinite(d[estimate])]
     ev = d[np.isfinite(d[quality]) & np.isfinite(d[estimate])]
-    steps, vals, h = raw["step"].to_numpy(), raw[estimate].to_numpy(), window // 2
-    lo, hi = np.searchsorted(steps, ev["step"] - h, "left"), np.searchsorted(steps, ev["step"] + h, "right")
-    est = [float(np.median(vals[a:b])) for a, b in zip(lo, hi)]
+    est = step_median(d["step"].to_numpy(), d[estimate].to_numpy(), ev["step"].to_numpy(), window)
     return pd.DataFrame({"step": ev["step"].to_numpy(), "estimate": est, "quality": ev[quality].to_numpy()})
 
 
