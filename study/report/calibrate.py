@@ -173,18 +173,18 @@ def claim2_cells(rng, truth: str, seeds: int, steps: int, s: dict, design: R.Des
     return outs
 
 
-def claim2_run(truth: str, rng, n: int | None, s: dict) -> tuple[str, list[str], int, int]:
+def claim2_run(truth: str, rng, n: int | None, s: dict, steps: int = CLAIM2_STEPS) -> tuple[str, list[str], int, int]:
     """(verdict, cell outcomes, seeds per cell, iteration budgets) of one study: fixed n seeds, or (n None) the
     adaptive design: ADAPTIVE["start"] seeds, then seeds up to the design size, then (if still inconclusive) one
     doubling of training, every look decided by claim2.outcome at the design's size and α."""
     decide = lambda outs: claim2.decide(pd.DataFrame({"loss": "wgan", "in_verdict": True, "outcome": outs}), "wgan")[0]  # noqa: E731
     if n is not None:
-        outs = claim2_cells(rng, truth, n, CLAIM2_STEPS, s, R.Design())
+        outs = claim2_cells(rng, truth, n, steps, s, R.Design())
         return decide(outs), outs, n, 1
     design = R.Design(ADAPTIVE["max_seeds"], ADAPTIVE["looks"])
     seeds, budget = ADAPTIVE["start"], 1
     while True:
-        outs = claim2_cells(rng, truth, seeds, CLAIM2_STEPS * budget, s, design)
+        outs = claim2_cells(rng, truth, seeds, steps * budget, s, design)
         verdict = decide(outs)
         if verdict != "inconclusive":
             break
@@ -197,14 +197,15 @@ def claim2_run(truth: str, rng, n: int | None, s: dict) -> tuple[str, list[str],
     return verdict, outs, seeds, budget
 
 
-def claim2_rates(truth: str, n: int | None, reps: int, s: dict | None = None, seed: int = 0) -> dict:
+def claim2_rates(truth: str, n: int | None, reps: int, s: dict | None = None, seed: int = 0,
+                 steps: int = CLAIM2_STEPS) -> dict:
     """Rates of decided / wrong / right verdicts, and `tracks`: the share of cells called "tracks" (the
     controls: ≤ 5% for a series that shares only the trend, ≥ 80% for quality plus the measured noise)."""
     s = {**CLAIM2_MEASURED, **(s or {})}
     rng = np.random.default_rng(seed)
     decided = wrong = tracks = cells = seeds = budgets = 0
     for _ in range(reps):
-        v, outs, k, b = claim2_run(truth, rng, n, s)
+        v, outs, k, b = claim2_run(truth, rng, n, s, steps)
         tracks, cells, seeds, budgets = tracks + outs.count("tracks"), cells + len(outs), seeds + k, budgets + b
         if v != "inconclusive":
             decided += 1

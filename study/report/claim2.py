@@ -9,16 +9,14 @@ from scipy import stats
 
 from study.eval.stats import loss_quality_correlation
 from study.metrics import higher_better
-from study.report.cells import (ESTIMATE, LABEL, VARIANTS, variants_in, Verdict, cells, ci, fmt, ids, metric_label,
+from study.report.cells import (ESTIMATE, LABEL, VARIANTS, variants_in, Verdict, cells, fmt, ids, metric_label,
                                 primary_metric, summarize)
-from study.report.evidence import MOVED
 from study.report.outcomes import trial_evidence
 from study.report.rules import ALPHA
 from study.report import trendfree as tf
 
 MIN_POINTS = 4     # evaluation points a per-trial rank correlation needs to mean anything
 MIN_TRIALS = 3     # counted seeds a decided cell needs: 2 give a t-interval with 1 degree of freedom
-TRACKS = 0.5       # raw evidence only: the mean per-trial Spearman rho the old rule asked for (kept as a column)
 R0 = 0.1           # the one threshold of the trend-free test (mean per-seed r_s): a perfect tracker with the
                    # estimate noise measured on real runs shows r_s ≈ 0.4 (seeds differ little at a step), so an
                    # estimate "tracks" when it shows over a quarter of that; 10 seeds reach it (docs/verdicts.md)
