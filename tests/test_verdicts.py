@@ -195,11 +195,12 @@ def test_cell_state_counts_one_threshold_both_ways():
 
 
 def test_claim2_and_claim3_branches():
-    # claim 2: per-seed trend-free r_s and the cell's permutation p (tests/test_claim2_trendfree.py has more)
-    assert claim2.outcome(np.array([0.9, 0.95, 0.85]), 1 / 6)[0] == "unclear"    # 3 seeds: p >= 1/6, never tracks
-    assert claim2.outcome(np.array([0.9, 0.95, 0.85, 0.9, 0.92]), 1 / 120)[0] == "tracks"
-    assert claim2.outcome(np.array([0.0, 0.02, -0.02]), 0.5)[0] == "does not track"  # no convergence needed
-    assert claim2.outcome(np.array([0.9, 0.95]), 1 / 2)[0] == "undecided"
+    # claim 2: the cell's trend-free r, its jackknife se, the permutation p (tests/test_claim2_trendfree.py has more)
+    st = lambda r, se, n, p: {"r": r, "se": se, "n_seeds": n, "p": p}  # noqa: E731
+    assert claim2.outcome(st(0.9, 0.05, 3, 1 / 6))[0] == "unclear"    # 3 seeds: p >= 1/6, never tracks
+    assert claim2.outcome(st(0.9, 0.05, 5, 1 / 120))[0] == "tracks"
+    assert claim2.outcome(st(0.0, 0.01, 3, 0.5))[0] == "does not track"  # no convergence needed
+    assert claim2.outcome(st(0.9, 0.05, 2, 1 / 2))[0] == "undecided"
     assert claim3.outcome([True] * 3, [True] * 3) == ("collapse", [0, 1, 2])  # 3 of 3 reject a rate <= 1/3
     assert claim3.outcome([True, False, False], [True] * 3)[0] == "undecided"
     assert claim3.outcome([True, True, True], [False] * 3)[0] == "undecided"   # not converged

@@ -17,8 +17,8 @@ from study.report import trendfree as tf
 
 MIN_POINTS = 4     # evaluation points a per-trial rank correlation needs to mean anything
 MIN_TRIALS = 3     # counted seeds a decided cell needs: 2 give a t-interval with 1 degree of freedom
-R0 = 0.1           # the one threshold of the trend-free test (mean per-seed r_s): a perfect tracker with the
-                   # estimate noise measured on real runs shows r_s ≈ 0.4 (seeds differ little at a step), so an
+R0 = 0.1           # the one threshold of the trend-free test (the cell's r): a perfect tracker with the
+                   # estimate noise measured on real runs shows r ≈ 0.4 (seeds differ little at a step), so an
                    # estimate "tracks" when it shows over a quarter of that; 10 seeds reach it (docs/verdicts.md)
 
 RULE = [
@@ -32,10 +32,12 @@ RULE = [
     "a seed's two residual curves (sign aligned: r_s > 0 when a seed's estimate falls as its samples get better "
     "than the other seeds'); r the same over the whole cell; p the share of the cell's permutations of whole "
     "estimate curves between seeds (all S! orders up to 8 seeds) with an r at least as large.",
-    f"A cell **tracks** quality when the one-sided Student-t lower bound of its mean r_s is above {R0:g} and p ≤ "
+    f"r's uncertainty is its jackknife over seeds (each left out in turn, ranks recomputed; the seeds share each "
+    "step's ranks, so their r_s are not independent). "
+    f"A cell **tracks** quality when the one-sided Student-t lower bound of r (n − 1 df) is above {R0:g} and p ≤ "
     f"the same level (α/2 = {ALPHA / 2}); it **does not track** when the upper bound is below {R0:g} (α/2m over "
     "the m WGAN cells: \"some cell\" needs Bonferroni) — no convergence is needed, the shared trend is removed, "
-    f"not waited out; **undecided** with fewer than {MIN_TRIALS} seeds with a finite r_s, when nothing varies "
+    f"not waited out; **undecided** with fewer than {MIN_TRIALS} seeds with curves, when nothing varies "
     "between seeds at a step (no evidence), or, in an adaptive run, before the cell has its design size of "
     "seeds (α is spent over the iteration budgets); else **unclear**.",
     "Verdict (the WGAN claim): *supported* if every WGAN cell tracks; *not supported* if any WGAN cell does not "
@@ -73,24 +75,26 @@ def _trial_rhos(run, t: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def outcome(r_seeds, p: float, m: int = 1, refute_tracks: bool = False, alpha: float = ALPHA,
+def outcome(st: dict, m: int = 1, refute_tracks: bool = False, alpha: float = ALPHA,
             design: int | None = None) -> tuple[str, float, float, str]:
-    """(outcome, lower bound, upper bound, why) of one cell's trend-free test: r_seeds, its seeds' r_s (NaN: a
-    seed with no residual); p, the permutation p of the cell's r. "Tracks" and "does not track" are one-sided
-    tests against the one threshold R0, so a cell whose true mean r_s sits on it is decided either way with
+    """(outcome, lower bound, upper bound, why) of one cell's trend-free test from trendfree.cell_stats: r, its
+    jackknife se over seeds, the permutation p, the seed count. "Tracks" and "does not track" are one-sided
+    tests against the one threshold R0, so a cell whose true r sits on it is decided either way with
     probability at most alpha. design: the seeds the cell may have (an adaptive run): decided only there."""
-    r = np.asarray([x for x in np.asarray(r_seeds, float) if x == x], float)
+    n, r, p = st["n_seeds"], st["r"], st["p"]
     # each call gets half of alpha; the call that refutes a claim by "some cell" splits its half over the m
     # cells (Bonferroni): "does not track" for a Wasserstein variant, "tracks" for the GAN
     some = alpha / 2 / max(m, 1)
     a_lo, a_hi = (some, alpha / 2) if refute_tracks else (alpha / 2, some)
-    lo, hi = tf.bounds(r, a_lo, a_hi)
-    if len(r) < MIN_TRIALS or p != p:
-        why = ("no evidence: nothing varies between seeds at a step" if len(r_seeds) >= MIN_TRIALS and p != p
-               else f"{len(r)} seed(s) with r_s, {MIN_TRIALS} needed")
+    lo, hi = tf.bounds(r, st["se"], n, a_lo, a_hi)
+    if n < MIN_TRIALS or r != r:
+        why = ("no evidence: nothing varies between seeds at a step" if n >= MIN_TRIALS
+               else f"{n} seed(s) with curves, {MIN_TRIALS} needed")
         return "undecided", lo, hi, why
-    if design and len(r_seeds) < design:
-        return "undecided", lo, hi, f"{len(r_seeds)} of the design's {design} seeds: decided at the design size"
+    if design and n < design:
+        return "undecided", lo, hi, f"{n} of the design's {design} seeds: decided at the design size"
+    if lo != lo:
+        return "undecided", lo, hi, "r without a jackknife interval (fewer than 3 seeds left out give an r)"
     if lo > R0 and p <= a_lo * (1 + 1e-9):  # p can equal the level exactly (1/120 = α/6 at 5 seeds)
         return "tracks", lo, hi, f"lower bound {lo:.2f} > {R0:g}, permutation p = {p:.3g}"
     if hi < R0:
@@ -127,10 +131,10 @@ def cell_and_trials(run) -> tuple[pd.DataFrame, pd.DataFrame]:
         est = ESTIMATE.get(first["loss"], "?")
         used, curves = _panel(run, done, est, quality)
         E, Q, steps = tf.panel(curves)
-        st = tf.cell_stats(E, Q, sign) if len(used) else {"r": math.nan, "r_seeds": np.array([]), "p": math.nan}
+        st = tf.cell_stats(E, Q, sign)
         refute = first["loss"] not in VARIANTS
-        out, lo, hi, why = outcome(st["r_seeds"], st["p"], m.get(first["loss"], 1), refute_tracks=refute,
-                                   alpha=run.design.alpha, design=run.design.seeds)
+        out, lo, hi, why = outcome(st, m.get(first["loss"], 1), refute_tracks=refute, alpha=run.design.alpha,
+                                   design=run.design.seeds)
         fd = {tid: tf.first_diff_rho(sign * c["estimate"].to_numpy(), c["quality"].to_numpy())
               for tid, c in zip(used, curves)}
         rs = dict(zip(used, st["r_seeds"]))
@@ -150,7 +154,7 @@ def cell_and_trials(run) -> tuple[pd.DataFrame, pd.DataFrame]:
                      "pearson_mean": (sign * counted["corr_pearson"].astype(float)).mean(),
                      "n_seeds": len(used), "n_steps": len(steps), "r_tf": st["r"],
                      "r_seeds_mean": float(np.nanmean(st["r_seeds"])) if np.isfinite(st["r_seeds"]).any() else math.nan,
-                     "r_lo_bound": lo, "r_hi_bound": hi, "p_perm": st["p"],
+                     "r_se": st["se"], "r_lo_bound": lo, "r_hi_bound": hi, "p_perm": st["p"],
                      "rho_first_diff_mean": float(np.nanmean(list(fd.values()))) if np.isfinite(list(fd.values())).any()
                      else math.nan,
                      "outcome": out, "why": why, "in_verdict": bool(first["in_verdict"]), "trials": ids(done)})
@@ -205,7 +209,7 @@ def _need(r: pd.Series) -> str:
     if r["outcome"] == "undecided":
         return f" ({r['why']}); would decide it: more seeds (up to the design size in an adaptive run)"
     if r["outcome"] == "unclear":
-        return f" ({r['why']}); would decide it: more seeds (the interval of mean r_s contains {R0:g})"
+        return f" ({r['why']}); would decide it: more seeds (the interval of r contains {R0:g})"
     return f" ({r['why']})"
 
 
@@ -216,8 +220,8 @@ def claim2(run) -> tuple[dict[str, pd.DataFrame], list[Verdict]]:
     for variant in variants_in(run.trials):
         verdict, reason = decide(c, variant)
         mine = c[c["in_verdict"] & c["loss"].isin(["gan", variant])] if not c.empty else c
-        evidence = [f"`{r['cell']}`: trend-free r = {fmt(r['r_tf'], 2)}, mean r_s = {fmt(r['r_seeds_mean'], 2)} "
-                    f"[{fmt(r['r_lo_bound'], 2)}, {fmt(r['r_hi_bound'], 2)}] (one-sided bounds), permutation p = "
+        evidence = [f"`{r['cell']}`: trend-free r = {fmt(r['r_tf'], 2)} [{fmt(r['r_lo_bound'], 2)}, "
+                    f"{fmt(r['r_hi_bound'], 2)}] (one-sided bounds; mean r_s {fmt(r['r_seeds_mean'], 2)}), permutation p = "
                     f"{fmt(r['p_perm'], 2)}, over {r['n_seeds']} seeds x {r['n_steps']} steps → **{r['outcome']}**"
                     + _need(r) + f". Raw ρ over training (the shared trend included): {fmt(r['rho_mean'], 2)}; "
                     f"ρ of first differences: {fmt(r['rho_first_diff_mean'], 2)}." for _, r in mine.iterrows()]
