@@ -75,9 +75,14 @@ def test_claim2_and_claim3_numbers(built):
     _, out = built
     c = table(out, "claim2_correlation")
     w = row(c, cell="mnist5k · mlp · WGAN (optimizer=rmsprop)")
-    assert (w["n_rho"], w["n_counted"], round(w["rho_mean"], 6), w["outcome"]) == (3, 3, 0.9, "tracks")
+    # raw rho over training is kept as evidence; the fixture's seeds keep their order at every step (quality
+    # curves of one shape), so the trend-free test has no residual: no evidence, undecided (claim2.outcome)
+    assert (w["n_rho"], w["n_counted"], round(w["rho_mean"], 6), w["outcome"]) == (3, 3, 0.9, "undecided")
+    assert w["why"].startswith("no evidence") and w["n_seeds"] == 3
     g = row(c, cell="mnist5k · mlp · GAN")
-    assert (round(g["rho_mean"], 6), g["outcome"]) == (0.0, "does not track")
+    assert (round(g["rho_mean"], 6), g["outcome"]) == (0.0, "undecided")
+    t = table(out, "claim2_trials")
+    assert {"trial_id", "rho_raw", "r_trendfree", "rho_first_diff"} <= set(t.columns) and len(t) == 14
     a = table(out, "claim2_across_trials")
     assert row(a, loss="wgan")["spearman"] == pytest.approx(1.0) and row(a, loss="wgan")["n"] == 8
     m = table(out, "claim3_modes")
@@ -96,7 +101,7 @@ def test_claim2_and_claim3_numbers(built):
 def test_verdicts_and_counts(built):
     root, out = built
     v = json.loads((out / "verdicts.json").read_text())
-    assert {k: x["verdict"] for k, x in v.items()} == {"claim1": "inconclusive", "claim2": "supported",
+    assert {k: x["verdict"] for k, x in v.items()} == {"claim1": "inconclusive", "claim2": "inconclusive",
                                                        "claim3": "inconclusive"}
     s = table(out, "status_counts")
     total = row(s, cell="all cells")
@@ -110,7 +115,7 @@ def test_verdicts_and_counts(built):
         for ids in table(out, name)["trials"].dropna():
             assert set(ids.split()) <= known
     md = (out / "REPORT.md").read_text()
-    assert md.count("**Verdict: supported**") == 1 and "**Verdict: inconclusive**" in md and "Δ = 58 [" in md and "**Partial sweep:**" in md
+    assert md.count("**Verdict: supported**") == 0 and "**Verdict: inconclusive**" in md and "Δ = 58 [" in md and "**Partial sweep:**" in md
 
 
 def test_figures_are_valid_images(built):

@@ -7,38 +7,46 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from study.eval.stats import loss_quality_correlation, t_bound
+from study.eval.stats import loss_quality_correlation
 from study.metrics import higher_better
-from study.report.cells import (ESTIMATE, LABEL, VARIANTS, variants_in, Verdict, cells, ci, fmt, ids, metric_label,
+from study.report.cells import (ESTIMATE, LABEL, VARIANTS, variants_in, Verdict, cells, fmt, ids, metric_label,
                                 primary_metric, summarize)
-from study.report.evidence import MOVED
 from study.report.outcomes import trial_evidence
 from study.report.rules import ALPHA
+from study.report import trendfree as tf
 
 MIN_POINTS = 4     # evaluation points a per-trial rank correlation needs to mean anything
 MIN_TRIALS = 3     # counted seeds a decided cell needs: 2 give a t-interval with 1 degree of freedom
-TRACKS = 0.5       # mean per-trial Spearman rho a cell needs to "track" quality
+R0 = 0.1           # the one threshold of the trend-free test (the cell's r): a perfect tracker with the
+                   # estimate noise measured on real runs shows r ≈ 0.4 (seeds differ little at a step), so an
+                   # estimate "tracks" when it shows over a quarter of that; 10 seeds reach it (docs/verdicts.md)
 
 RULE = [
-    "Per trial, ρ = Spearman correlation, over the evaluation points after iteration 0, between the loss's "
-    "estimate (W estimate for WGAN, JS estimate for GAN, median-filtered over 101 iterations) and the quality "
-    "metric, as the trainer stored it in result.json (`correlation`; recomputed from metrics.csv where absent). "
-    f"Trials with fewer than {MIN_POINTS} evaluation points are left out (counted).",
-    "Signs are aligned so that ρ > 0 means \"the estimate goes down as samples get better\".",
-    f"A trial's ρ counts only when its quality moved over training by more than its noise: its first and last "
-    f"evaluations (normalised) differ by more than {MOVED:g} x the RMS difference between two independent "
-    "evaluations of the final generators of its cell's seeds (measured, not assumed); a correlation of a flat "
-    "curve with noise decides nothing.",
-    f"A cell **tracks** quality when the one-sided Student-t lower bound of its mean ρ over counted seeds is "
-    f"above {TRACKS:g} (α/2 = {ALPHA / 2}); it **does not track** when the upper bound is below {TRACKS:g} "
-    f"(α/2m over the m WGAN cells: \"some cell\" needs Bonferroni) and every counted seed converged "
-    "(an early transient of the critic is not the claim); **undecided** with fewer than "
-    f"{MIN_TRIALS} counted seeds; else **unclear**.",
+    "What the test controls for: the time trend every seed shares (and any level a seed or its critic keeps "
+    "throughout) — seeds are compared with each other at the same evaluation step, so a curve that merely falls "
+    "with training (the iteration counter) is no evidence.",
+    "Per cell, the loss's estimate (W estimate for WGAN, JS estimate for GAN, the median of the per-iteration "
+    "values within 50 iterations of each evaluation) and the quality metric are read at the evaluation steps after "
+    "iteration 0 that every completed seed has. Each is replaced by its rank among the cell's seeds at that step "
+    "and centred per seed: quality(s, t) = a_t + b · estimate(s, t) + u_s + ε on ranks. r_s is the correlation of "
+    "a seed's two residual curves (sign aligned: r_s > 0 when a seed's estimate falls as its samples get better "
+    "than the other seeds'); r the same over the whole cell; p the share of the cell's permutations of whole "
+    "estimate curves between seeds (all S! orders up to 8 seeds) with an r at least as large.",
+    f"r's uncertainty is its jackknife over seeds (each left out in turn, ranks recomputed; the seeds share each "
+    "step's ranks, so their r_s are not independent). "
+    f"A cell **tracks** quality when the one-sided Student-t lower bound of r (n − 1 df) is above {R0:g} and p ≤ "
+    f"the same level (α/2 = {ALPHA / 2}); it **does not track** when the upper bound is below {R0:g} (α/2m over "
+    "the m WGAN cells: \"some cell\" needs Bonferroni) — no convergence is needed, the shared trend is removed, "
+    f"not waited out; **undecided** with fewer than {MIN_TRIALS} seeds with curves, when nothing varies "
+    "between seeds at a step (no evidence), or, in an adaptive run, before the cell has its design size of "
+    "seeds (α is spent over the iteration budgets); else **unclear**.",
     "Verdict (the WGAN claim): *supported* if every WGAN cell tracks; *not supported* if any WGAN cell does not "
     "track; else *inconclusive*.",
-    "The paper's contrast (the GAN's JS estimate does not track) is decided the same way on the GAN cells and "
-    "reported beside it (there \"tracks\" refutes, so it takes the Bonferroni share). The across-trial correlation (final estimate vs final quality, all completed trials "
-    "of one loss) is evidence, not part of the rule."]
+    "The paper's contrast (the GAN's JS estimate does not track) is decided the same way on the GAN cells, paired "
+    "with the WGAN by backbone, and reported beside it (there \"tracks\" refutes, so it takes the Bonferroni share).",
+    "Evidence, not the rule: per trial, the raw Spearman ρ of estimate and quality over training (which the shared "
+    "trend alone makes large) and the Spearman ρ of their first differences; across trials, final estimate vs final "
+    "quality. Per-trial values: tables/claim2_trials.csv."]
 
 
 def _sign(quality: str) -> int:
@@ -67,32 +75,49 @@ def _trial_rhos(run, t: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def outcome(rho: np.ndarray, converged: list, m: int = 1, refute_tracks: bool = False,
-            alpha: float = ALPHA) -> tuple[str, float, float]:
-    """(outcome, lower bound at α, upper bound at α/m) of one cell's counted per-seed ρ. "Tracks" and
-    "does not track" are one-sided tests against the same threshold, so a cell whose true mean ρ sits on
-    it is decided either way with probability at most α."""
-    rho = np.asarray([r for r in rho if r == r], float)
-    # both calls test against one threshold: each gets half of alpha, so a cell sitting on it is decided
-    # (either way) with probability at most alpha. The call that refutes a claim by "some cell" splits its
-    # half over the m cells (Bonferroni): "does not track" for a Wasserstein variant, "tracks" for the GAN.
+def outcome(st: dict, m: int = 1, refute_tracks: bool = False, alpha: float = ALPHA,
+            design: int | None = None) -> tuple[str, float, float, str]:
+    """(outcome, lower bound, upper bound, why) of one cell's trend-free test from trendfree.cell_stats: r, its
+    jackknife se over seeds, the permutation p, the seed count. "Tracks" and "does not track" are one-sided
+    tests against the one threshold R0, so a cell whose true r sits on it is decided either way with
+    probability at most alpha. design: the seeds the cell may have (an adaptive run): decided only there."""
+    n, r, p = st["n_seeds"], st["r"], st["p"]
+    # each call gets half of alpha; the call that refutes a claim by "some cell" splits its half over the m
+    # cells (Bonferroni): "does not track" for a Wasserstein variant, "tracks" for the GAN
     some = alpha / 2 / max(m, 1)
-    lo = t_bound(rho, some if refute_tracks else alpha / 2, upper=False)
-    hi = t_bound(rho, alpha / 2 if refute_tracks else some, upper=True)
-    if len(rho) < MIN_TRIALS:
-        return "undecided", lo, hi
-    if lo > TRACKS:
-        return "tracks", lo, hi
-    if hi < TRACKS and all(c is True for c in converged):
-        return "does not track", lo, hi
-    return "unclear", lo, hi
+    a_lo, a_hi = (some, alpha / 2) if refute_tracks else (alpha / 2, some)
+    lo, hi = tf.bounds(r, st["se"], n, a_lo, a_hi)
+    if n < MIN_TRIALS or r != r:
+        why = ("no evidence: nothing varies between seeds at a step" if n >= MIN_TRIALS
+               else f"{n} seed(s) with curves, {MIN_TRIALS} needed")
+        return "undecided", lo, hi, why
+    if design and n < design:
+        return "undecided", lo, hi, f"{n} of the design's {design} seeds: decided at the design size"
+    if lo != lo:
+        return "undecided", lo, hi, "r without a jackknife interval (fewer than 3 seeds left out give an r)"
+    if lo > R0 and p <= a_lo * (1 + 1e-9):  # p can equal the level exactly (1/120 = α/6 at 5 seeds)
+        return "tracks", lo, hi, f"lower bound {lo:.2f} > {R0:g}, permutation p = {p:.3g}"
+    if hi < R0:
+        return "does not track", lo, hi, f"upper bound {hi:.2f} < {R0:g}"
+    return "unclear", lo, hi, f"[{lo:.2f}, {hi:.2f}] contains {R0:g}" + ("" if lo <= R0 else f", p = {p:.3g}")
 
 
-def cell_table(run) -> pd.DataFrame:
+def _panel(run, t: pd.DataFrame, estimate: str, quality: str) -> tuple[list, list]:
+    """(trial ids, curves) of a cell's completed trials with a usable metrics.csv (one reader: trendfree)."""
+    ids_, curves = [], []
+    for tid in t["trial_id"]:
+        c = tf.eval_curve(run.metrics[tid], estimate, quality) if tid in run.metrics and quality else None
+        if c is not None and len(c) >= MIN_POINTS:
+            ids_.append(tid), curves.append(c)
+    return ids_, curves
+
+
+def cell_and_trials(run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(claim2_correlation: one row per cell, claim2_trials: one row per completed trial)."""
     ev = trial_evidence(run).set_index("trial_id")
     m = {loss: max(int(((run.trials["loss"] == loss) & run.trials["in_verdict"]).groupby(run.trials["cell"]).any().sum()), 1)
          for loss in ESTIMATE}
-    rows = []
+    rows, trials = [], []
     for cell, t in cells(run.trials):
         first = t.iloc[0]
         done = _trial_rhos(run, t[t["status"] == "completed"])
@@ -103,20 +128,41 @@ def cell_table(run) -> pd.DataFrame:
         sign = _sign(str(quality))
         rho = sign * counted["corr_spearman"].astype(float)
         s = summarize(rho)
-        conv = [ev["converged"].get(tid) for tid in counted["trial_id"]]
-        out, lo, hi = outcome(rho.to_numpy(), conv, m.get(first["loss"], 1), refute_tracks=first["loss"] not in VARIANTS,
-                              alpha=run.design.alpha)
+        est = ESTIMATE.get(first["loss"], "?")
+        used, curves = _panel(run, done, est, quality)
+        E, Q, steps = tf.panel(curves)
+        st = tf.cell_stats(E, Q, sign)
+        refute = first["loss"] not in VARIANTS
+        out, lo, hi, why = outcome(st, m.get(first["loss"], 1), refute_tracks=refute, alpha=run.design.alpha,
+                                   design=run.design.seeds)
+        fd = {tid: tf.first_diff_rho(sign * c["estimate"].to_numpy(), c["quality"].to_numpy())
+              for tid, c in zip(used, curves)}
+        rs = dict(zip(used, st["r_seeds"]))
+        for _, r in done.iterrows():
+            trials.append({"cell": cell, "trial_id": r["trial_id"], "seed": r.get("seed"), "loss": first["loss"],
+                           "estimate": est, "quality": quality, "eval_points": r["corr_n"],
+                           "rho_raw": sign * float(r["corr_spearman"]), "moved": ev["moved"].get(r["trial_id"]),
+                           "r_trendfree": rs.get(r["trial_id"], math.nan),
+                           "rho_first_diff": fd.get(r["trial_id"], math.nan),
+                           "in_panel": r["trial_id"] in rs, "steps": len(steps)})
         rows.append({"data": first["data"], "backbone": first["backbone"], "group": first["group"],
-                     "loss": first["loss"], "hue": first["hue"], "cell": cell,
-                     "estimate": ESTIMATE.get(first["loss"], "?"), "quality": quality,
+                     "loss": first["loss"], "hue": first["hue"], "cell": cell, "estimate": est, "quality": quality,
                      "n_completed": len(done), "n_rho": len(ok), "n_counted": s["n"],
                      "n_flat": sum(mv is False for mv in moved), "n_no_noise": sum(mv is None for mv in moved),
                      "eval_points": done["corr_n"].median(),
                      "rho_mean": s["mean"], "rho_std": s["std"], "rho_ci_lo": s["ci_lo"], "rho_ci_hi": s["ci_hi"],
-                     "rho_lo_bound": lo, "rho_hi_bound": hi, "n_converged": sum(c is True for c in conv),
                      "pearson_mean": (sign * counted["corr_pearson"].astype(float)).mean(),
-                     "outcome": out, "in_verdict": bool(first["in_verdict"]), "trials": ids(done)})
-    return pd.DataFrame(rows)
+                     "n_seeds": len(used), "n_steps": len(steps), "r_tf": st["r"],
+                     "r_seeds_mean": float(np.nanmean(st["r_seeds"])) if np.isfinite(st["r_seeds"]).any() else math.nan,
+                     "r_se": st["se"], "r_lo_bound": lo, "r_hi_bound": hi, "p_perm": st["p"],
+                     "rho_first_diff_mean": float(np.nanmean(list(fd.values()))) if np.isfinite(list(fd.values())).any()
+                     else math.nan,
+                     "outcome": out, "why": why, "in_verdict": bool(first["in_verdict"]), "trials": ids(done)})
+    return pd.DataFrame(rows), pd.DataFrame(trials)
+
+
+def cell_table(run) -> pd.DataFrame:
+    return cell_and_trials(run)[0]
 
 
 def across_table(run) -> pd.DataFrame:
@@ -161,31 +207,28 @@ def decide(c: pd.DataFrame, loss: str) -> tuple[str, str]:
 def _need(r: pd.Series) -> str:
     """What would decide an undecided or unclear cell."""
     if r["outcome"] == "undecided":
-        short = MIN_TRIALS - r["n_counted"]
-        why = (f"{short} more seed(s) whose quality moves beyond its noise" +
-               (" (longer training, or more samples per evaluation to shrink the noise)" if r["n_flat"] else ""))
-        return f"; would decide it: {why}"
+        return f" ({r['why']}); would decide it: more seeds (up to the design size in an adaptive run)"
     if r["outcome"] == "unclear":
-        return "; would decide it: more seeds (the interval of mean ρ straddles the threshold) or converged runs"
-    return ""
+        return f" ({r['why']}); would decide it: more seeds (the interval of r contains {R0:g})"
+    return f" ({r['why']})"
 
 
 def claim2(run) -> tuple[dict[str, pd.DataFrame], list[Verdict]]:
-    c, a = cell_table(run), across_table(run)
+    (c, per_trial), a = cell_and_trials(run), across_table(run)
     g_verdict, g_reason = decide(c, "gan")
     verdicts = []
     for variant in variants_in(run.trials):
         verdict, reason = decide(c, variant)
         mine = c[c["in_verdict"] & c["loss"].isin(["gan", variant])] if not c.empty else c
-        evidence = [f"`{r['cell']}`: mean ρ = {fmt(r['rho_mean'], 2)} {ci(r['rho_ci_lo'], r['rho_ci_hi'], 2)} over "
-                    f"{r['n_counted']} counted seeds of {r['n_rho']} with ρ ({r['n_flat']} left out: quality moved "
-                    f"less than its noise; {r['n_no_noise']} without a noise measurement), median "
-                    f"{fmt(r['eval_points'])} evaluation points, {r['n_converged']} converged → **{r['outcome']}**"
-                    + _need(r) for _, r in mine.iterrows()]
+        evidence = [f"`{r['cell']}`: trend-free r = {fmt(r['r_tf'], 2)} [{fmt(r['r_lo_bound'], 2)}, "
+                    f"{fmt(r['r_hi_bound'], 2)}] (one-sided bounds; mean r_s {fmt(r['r_seeds_mean'], 2)}), permutation p = "
+                    f"{fmt(r['p_perm'], 2)}, over {r['n_seeds']} seeds x {r['n_steps']} steps → **{r['outcome']}**"
+                    + _need(r) + f". Raw ρ over training (the shared trend included): {fmt(r['rho_mean'], 2)}; "
+                    f"ρ of first differences: {fmt(r['rho_first_diff_mean'], 2)}." for _, r in mine.iterrows()]
         evidence.append(f"Contrast, \"the GAN's JS estimate does not track quality\": **{g_verdict}** ({g_reason}).")
         for _, r in a[a["loss"].isin(["gan", variant])].iterrows() if not a.empty else []:
             evidence.append(f"Across trials, {LABEL.get(r['loss'], r['loss'])} on {r['data']}: final "
                             f"{metric_label(r['estimate'])} vs final {metric_label(r['quality'])}, Spearman ρ = "
                             f"{fmt(r['spearman'], 2)} (p = {fmt(r['spearman_p'], 2)}, n = {r['n']} trials).")
         verdicts.append(Verdict("2", verdict, RULE, evidence, reason, variant))
-    return {"claim2_correlation": c, "claim2_across_trials": a}, verdicts
+    return {"claim2_correlation": c, "claim2_trials": per_trial, "claim2_across_trials": a}, verdicts

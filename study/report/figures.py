@@ -21,6 +21,7 @@ from study.report.cells import ESTIMATE, LABEL, LOSS_ORDER, metric_label, primar
 
 from study.eval.stats import median_filter  # noqa: E402
 from study.report.load import FILTERED  # noqa: E402
+from study.report.trendfree import step_median  # noqa: E402
 
 DPI = 100
 MAX_POINTS = 1500  # per curve: enough to see the shape, small enough to draw fast and embed
@@ -218,11 +219,38 @@ def _curves(run, t: pd.DataFrame, key: str, filt: bool) -> pd.DataFrame:
         s = m[["step", f"{key}{FILTERED}" if pre else key]].dropna().set_axis(["step", key], axis=1)
         if s.empty:
             continue
-        v = median_filter(s[key].to_numpy(float), 101) if filt and not pre else s[key].to_numpy(float)
+        # by step, as the claim-2 test reads it (a metrics.csv trimmed to evaluation rows keeps its raw values)
+        v = step_median(s["step"].to_numpy(), s[key].to_numpy(float), s["step"].to_numpy()) if filt \
+            else s[key].to_numpy(float)
         df = pd.DataFrame({"step": s["step"].to_numpy(), "value": v, "hue": r["hue"], "seed": r["seed"],
                            "status": r["status"]})
         parts.append(df.iloc[:: max(1, len(df) // MAX_POINTS)])
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _trendfree_panel(ax, run, t: pd.DataFrame, quality, colors: dict) -> None:
+    """The claim-2 test's own view: residual ranks (estimate vs quality), one dot per seed and step."""
+    from study.report import claim2, trendfree as tf
+    rng = np.random.default_rng(0)  # a little jitter: ranks are whole numbers and would hide each other
+    drawn = False
+    for hue, c in t[t["status"] == "completed"].groupby("hue", sort=False):
+        loss = c.iloc[0]["loss"]
+        _, curves = claim2._panel(run, c, ESTIMATE.get(loss, "?"), quality)
+        E, Q, _ = tf.panel(curves)
+        if len(curves) < 2:
+            continue
+        st = tf.cell_stats(E, Q, claim2._sign(str(quality)))
+        x, y = tf.residual(claim2._sign(str(quality)) * E).ravel(), tf.residual(Q).ravel()
+        ax.scatter(x + rng.uniform(-0.12, 0.12, len(x)), y + rng.uniform(-0.12, 0.12, len(y)), s=14, alpha=0.6,
+                   color=colors.get(hue), label=f"{hue}: r = {st['r']:.2f}, p = {st['p']:.2g}" if st["r"] == st["r"]
+                   else f"{hue}: no within-step variation")
+        drawn = True
+    if not drawn:
+        ax.text(0.5, 0.5, "fewer than 2 seeds with curves", ha="center", transform=ax.transAxes)
+    ax.axhline(0, color="grey", lw=0.6), ax.axvline(0, color="grey", lw=0.6)
+    ax.set_xlabel("estimate: rank among seeds at the step (seed-centred)")
+    ax.set_ylabel("quality: rank among seeds (seed-centred)")
+    ax.set_title("trend-free: seeds compared at each step")
 
 
 def claim2_figures(run, a: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
@@ -237,7 +265,8 @@ def claim2_figures(run, a: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
         curves = [_curves(run, t if loss is None else t[t["loss"] == loss], key, filt) for loss, key, filt in specs]
         if all(df.empty for df in curves):
             continue  # no metrics.csv in this group: nothing to draw (the trials table says why)
-        fig, axes = _grid(len(specs), w=5.0)
+        fig, axes = _grid(len(specs) + 1, ncols=2, w=5.6)
+        _trendfree_panel(axes[len(specs)], run, t, q, colors)
         for ax, (loss, key, filt), df in zip(axes, specs, curves):
             if df.empty:
                 ax.text(0.5, 0.5, "no data in metrics.csv", ha="center", transform=ax.transAxes)
@@ -256,7 +285,7 @@ def claim2_figures(run, a: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
                          else "sample quality (lower is better)")
         # one legend under the panels: inside, it covered the curves
         entries: dict[str, object] = {}
-        for ax in axes[:len(specs)]:
+        for ax in axes[:len(specs) + 1]:
             for h, label in zip(*ax.get_legend_handles_labels()):
                 if label not in ("hue", "status"):  # seaborn's section titles
                     entries.setdefault(label, h)
@@ -265,10 +294,13 @@ def claim2_figures(run, a: pd.DataFrame, out: Path) -> list[tuple[Path, str]]:
         if entries:
             fig.legend(list(entries.values()), list(entries), loc="outside lower center",
                        ncols=min(6, len(entries)), frameon=False)
-        fig.suptitle(f"Claim 2 — {group}: loss estimate and sample quality over training (one line per seed)")
+        fig.suptitle(f"Claim 2 — {group}: loss estimate and sample quality over training (one line per seed),\n"
+                     "and the test: seeds compared with each other at each step")
         figs.append((_save(fig, out / f"claim2_curves_{slug(group)}.png"),
                      f"{group}: loss estimates (WGAN: W, GAN: JS; median-filtered over 101 iterations) and "
-                     "quality vs generator iterations, one line per seed; dashed: diverged trials."))
+                     "quality vs generator iterations, one line per seed; dashed: diverged trials. Last panel: the "
+                     "trend-free test, each seed's rank among its cell's seeds at each step (centred per seed), "
+                     "estimate against quality; the shared trend is gone, r and its permutation p per cell."))
     if not a.empty:
         done = run.trials[run.trials["status"] == "completed"]
         fig, axes = _grid(len(a), ncols=2)

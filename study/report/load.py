@@ -335,6 +335,10 @@ def _curve(m: Optional[pd.DataFrame], estimate: Optional[str]) -> Optional[pd.Da
         filtered = pd.Series(math.nan, index=m.index)
         filtered[raw.notna()] = median_filter(raw.dropna().to_numpy(float))
         out[estimate + FILTERED] = filtered[at].to_numpy()
+        from study.report.trendfree import STEP_MEDIAN, step_median  # claim 2's statistic, as it reads raw rows
+        ok = raw.notna()
+        out[estimate + STEP_MEDIAN] = step_median(m.loc[ok, "step"].to_numpy(float), raw[ok].to_numpy(float),
+                                                  m.loc[at, "step"].to_numpy(float))
     return out
 
 
