@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -337,8 +338,8 @@ def _curve(m: Optional[pd.DataFrame], estimate: Optional[str]) -> Optional[pd.Da
         out[estimate + FILTERED] = filtered[at].to_numpy()
         from study.report.trendfree import STEP_MEDIAN, step_median  # claim 2's statistic, as it reads raw rows
         ok = raw.notna()
-        out[estimate + STEP_MEDIAN] = step_median(m.loc[ok, "step"].to_numpy(float), raw[ok].to_numpy(float),
-                                                  m.loc[at, "step"].to_numpy(float))
+        sm = step_median(m.loc[ok, "step"].to_numpy(float), raw[ok].to_numpy(float), m.loc[at, "step"].to_numpy(float))
+        out[estimate + STEP_MEDIAN] = np.where(raw[at].notna().to_numpy(), sm, np.nan)  # as eval_curve: rows with a raw value
     return out
 
 
