@@ -134,3 +134,45 @@ def test_density_coverage_by_hand():
     r, f = torch.randn(200, 8, generator=g), 0.8 * torch.randn(150, 8, generator=g) + 0.3
     ref = compute_prdc(r.numpy(), f.numpy(), 5)
     assert density_coverage(r, f) == pytest.approx((ref["density"], ref["coverage"]), abs=1e-6)
+
+
+def test_stacked_final_evaluation_reads_1000_modes(monkeypatch):
+    """The final count over a tiny generated batch holding every digit triple three times (a stub domain CNN reads
+    each channel's digit from its brightness): 1,000 modes, all confident, reverse KL 0."""
+    import study.eval.evaluator as EV
+    digits = torch.arange(1000)
+    triples = torch.stack([digits // 100, digits // 10 % 10, digits % 10], 1).repeat(3, 1)  # 3,000 x 3
+    x = (triples.float() / 9 * 2 - 1)[:, :, None, None].expand(-1, -1, 4, 4)           # channel c: digit c's level
+
+    def stub(_ext, u8, _batch, _transform=None):
+        level = u8.float().mean((2, 3)) / 255 * 9                                         # N x 3, back to the digit
+        logits = -50 * (level[:, :, None] - torch.arange(10.0)).abs()
+        return {"logits": logits, "features": level}
+
+    monkeypatch.setattr(EV.F, "extract", stub)
+    ev = EV.Evaluator.__new__(EV.Evaluator)
+    ev.data = type("D", (), {"kind": "image", "num_classes": 1000})()
+    ev.domain_extractor = object()
+    out = ev.final_modes(x)
+    assert out["eval/modes_final"] == 1000 and out["eval/modes_hq_final"] == 1000 and out["eval/n_final"] == 3000
+    assert out["eval/hq_final"] == 1.0 and out["eval/mode_kl_final"] == pytest.approx(0.0, abs=1e-12)
+    out = ev.final_modes(x[triples[:, 0] < 5])                                            # half the first digits
+    assert out["eval/modes_final"] == 500
+
+
+def test_final_num_samples_key():
+    from study.config import load_trial_config
+    from study.errors import UserError
+    from study.eval.budget import check_eval_memory, eval_bytes
+    stacked = load_trial_config({"data": {"name": "stacked_mnist5k", "image_size": 16}})
+    assert stacked.eval.final_num_samples == 26_000                      # the data decides (PacGAN's protocol)
+    small = load_trial_config({"data": {"name": "stacked_mnist5k", "image_size": 16},
+                               "eval": {"final_num_samples": 2000}})
+    assert eval_bytes(stacked) > 10 * eval_bytes(small) / 2
+    with pytest.raises(UserError, match="eval.final_num_samples: 26,000"):
+        check_eval_memory([stacked], "spec.yaml", available=10 ** 6)
+    # unset elsewhere: the trial id of every trial from before the key is unchanged
+    ring = load_trial_config({"data": {"name": "ring8"}, "seed": 3})
+    assert ring.eval.final_num_samples is None and "final_num_samples" not in str(ring.trial_id())
+    assert load_trial_config({"data": {"name": "ring8"}, "seed": 3, "eval": {"final_num_samples": 5000}}).trial_id() \
+        != ring.trial_id()

@@ -24,6 +24,7 @@ from study.data import SPLIT_SEED, Dataset, sample_toy
 from study.eval import fid as F
 from study.eval.classifier import ARCH_VERSION, base_of, get_classifier, training_data
 from study.eval.knn import PixelKNN
+from study.eval.prdc import density_coverage
 from study.eval.modes import confident_mode_stats, expected_modes_uniform, label_mode_stats, toy_mode_stats
 from study.eval.w1 import mean_exact_w1
 
@@ -181,7 +182,7 @@ class Evaluator:
         self.extractors[label] = (ext, key, transform, batch, stats)
         self.info["extractors"].append(label)
         self.info["n_real"][label] = stats["n"]
-        self.keys += [f"eval/{m}@{label}" for m in ("fid", "kid", "isc", "precision", "recall")]
+        self.keys += [f"eval/{m}@{label}" for m in ("fid", "kid", "isc", "precision", "recall", "density", "coverage")]
 
     # ------------------------------------------------------------------ evaluation
     def __call__(self, samples: torch.Tensor, final: bool = True, labels: Optional[torch.Tensor] = None) -> dict[str, float]:
@@ -253,6 +254,8 @@ class Evaluator:
                 out[f"eval/isc@{label}"] = F.inception_score(fd["logits" if label == "domain" else "logits_unbiased"])
                 out[f"eval/precision@{label}"], out[f"eval/recall@{label}"] = F.precision_recall(
                     f.to(self.device), real["features"])
+                # Naeem et al. 2020 on the same features: a coverage that needs no classifier (beside the CNN's)
+                out[f"eval/density@{label}"], out[f"eval/coverage@{label}"] = density_coverage(real["features"], f)
         if feats is not None:
             # images' analogue of the toys' high-quality fraction: every channel's digit is recognised
             # with >= CONFIDENT probability (an unlearned generator has few; a collapsed one can have many)

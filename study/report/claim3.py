@@ -153,6 +153,7 @@ def modes_table(run) -> pd.DataFrame:
         sm, sk, sh = summarize(col("eval/modes")), summarize(col("eval/mode_kl")), summarize(100 * col("eval/hq"))
         smh = summarize(col("eval/modes_hq_final") if col("eval/modes_hq_final").notna().any() else col("eval/modes_hq"))
         n_done = len(done)
+        dens, prdc_cov = summarize(col("eval/density@domain")), summarize(col("eval/coverage@domain"))
         se = lambda s: s["std"] / math.sqrt(s["n"]) if s["n"] > 1 else math.nan  # noqa: E731  PacGAN's ± (s.e.)
         rows.append({"data": first["data"], "backbone": first["backbone"], "group": first["group"],
                      "loss": first["loss"], "hue": first["hue"], "cell": cell, "n_modes": k, **counts(t),
@@ -160,6 +161,8 @@ def modes_table(run) -> pd.DataFrame:
                      "modes_hq_mean": smh["mean"], "modes_hq_std": smh["std"],
                      "coverage_mean": c_["mean"], "coverage_std": c_["std"], "coverage_lo": lo, "coverage_hi": hi,
                      "coverage_knn_mean": knn["mean"], "coverage_knn_std": knn["std"],
+                     "density_mean": dens["mean"], "density_std": dens["std"],
+                     "prdc_coverage_mean": prdc_cov["mean"], "prdc_coverage_std": prdc_cov["std"],
                      "n_knn_disagrees": int(sum(x is True for x in e["knn_disagrees"])),
                      "hq_pct_mean": sh["mean"], "hq_pct_std": sh["std"], "hq_pct_se": se(sh),
                      "kl_mean": sk["mean"], "kl_std": sk["std"], "kl_se": se(sk),

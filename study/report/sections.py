@@ -126,6 +126,9 @@ def claim3_blocks(tabs: dict, v: list[Verdict], figs: list) -> list[tuple]:
         "one-sided bounds": _map(m, lambda a, b: ci(100 * a, 100 * b, 3) if a == a else "–", "coverage_lo", "coverage_hi"),
         "pixel kNN (sensitivity)": _map(m, lambda a, b, n: pct(a, b) + (f", disagrees on {n}" if a == a else ""),
                                         "coverage_knn_mean", "coverage_knn_std", "n_knn_disagrees"),
+        "density / coverage (Naeem 2020, domain features)": _map(
+            m, lambda a, b, c, d: f"{pm(a, b)} / {pct(c, d)}" if a == a else "–",
+            "density_mean", "density_std", "prdc_coverage_mean", "prdc_coverage_std"),
         "covers / low / unknown": _map(m, lambda a, b, d, n: f"{a} / {b} / {d - a - b} of {d}", "n_covers", "n_low",
                                        "design", "n_values"),
         "collapsed (low and flat) / concentrated": _map(m, lambda a, b: f"{a} / {b}", "n_collapsed", "n_concentrated"),
