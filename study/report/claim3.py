@@ -107,7 +107,8 @@ def outcome(coverage: list[float], covers: list, collapsed: list, alpha: float =
     return "undecided", evident
 
 
-def _need(coverage: list[float], flat: list, readable: list, alpha: float, design: int) -> str:
+def _need(coverage: list[float], flat: list, readable: list, alpha: float, design: int, covers: list,
+          collapsed: list, fixed: bool) -> str:
     """What would decide an undecided cell: seeds up to the design, readable counts, flat trends, more seeds."""
     parts = []
     missing = design - len(coverage)
@@ -119,7 +120,11 @@ def _need(coverage: list[float], flat: list, readable: list, alpha: float, desig
     if any(f is not True and not c >= COVERAGE for c, f in zip(coverage, flat) if c == c):
         parts.append("longer training where a low seed's coverage may still rise")
     if not parts:
-        parts.append("more seeds (a larger design): the counts or the mean sit too close to the threshold")
+        good, bad = sum(c is True for c in covers), sum(c is True for c in collapsed)
+        k = R.seeds_to_decide(max(good, bad), len(coverage), 1 - R.FAIL_RATE if good >= bad else R.FAIL_RATE,
+                              alpha, None if fixed else design)
+        parts.append(f"{k} more seed(s), if they are like the majority" if k else
+                     "more seeds (a larger design): the counts or the mean sit too close to the threshold")
     return "; ".join(parts)
 
 
@@ -171,7 +176,8 @@ def modes_table(run) -> pd.DataFrame:
                      "n_collapsed": sum(f is True for f in flags), "n_flat": sum(f is True for f in flat),
                      "n_unreadable": sum(r is False for r in readable), "design": size,
                      "outcome": out, "outcome_bonferroni": refutes,
-                     "need": "" if out != "undecided" else _need(cov, flat, readable, design.alpha, size),
+                     "need": "" if out != "undecided" else _need(cov, flat, readable, design.alpha, size, cover,
+                                                                 flags, design.seeds is None),
                      "in_verdict": bool(first["in_verdict"]),
                      "collapsed_trials": " ".join(tid for tid, f in zip(t["trial_id"], flags) if f is True), "trials": ids(done)})
     return pd.DataFrame(rows)

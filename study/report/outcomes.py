@@ -91,7 +91,7 @@ def _collapse(r: pd.Series, data: str, n: float, m: pd.DataFrame | None = None, 
         modes, suffix = _get(r, "eval/modes"), ""
     if not np.isfinite(modes):
         return out
-    n_eval = _get(r, "final_num_samples") if suffix else n
+    n_eval = _get(r, "eval/n_final") if suffix else n
     n_eval = n_eval if np.isfinite(n_eval) else n
     anchor = _get(r, f"floor/eval/modes_hq{suffix}")
     trend = None
