@@ -108,6 +108,15 @@ def test_cell_rule_decides_both_ways():
                               design=8)[0] == "undecided"
 
 
+def test_calibration_clear_truths_decided():
+    """Power at the clear truths with 10 seeds (the full rows: the slow test below and docs/verdicts.md)."""
+    from study.report.calibrate import claim3_rates
+    for truth in ("true", "false"):
+        r = claim3_rates(truth, 10, 30, seed=5)
+        assert r["right"] >= 0.8 and r["wrong"] == 0.0, (truth, r)
+
+
+@pytest.mark.slow
 def test_calibration_rows_meet_the_goals():
     """Wrong decided <= 5% at every truth (sampling slack 2 s.e. at these reps), power >= 80% at the clear truths
     with 10 seeds and adaptively (study/report/calibrate.py; docs/verdicts.md has the full table)."""

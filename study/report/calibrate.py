@@ -182,7 +182,7 @@ def _claim3_seed(rng, k: int, mu: float, sd: float, conc: float, slow: float, sh
     return s.coverage, s
 
 
-def claim3_study(truth: str, rng, n: int | None, shift: float = 0.0, noise: float = 0.02) -> tuple[str, int]:
+def claim3_study(truth: str, rng, n: int | None, shift: float = 0.0, noise: float = 0.02) -> tuple[str, int, int]:
     """(verdict, seeds spent) of one synthetic claim-3 study: fixed n seeds, or (n None) the adaptive driver's
     claim-3 step (study/adaptive.open_cells: an undecided cell gets seeds up to the design; low seeds still
     rising get one doubling of the iterations)."""
@@ -200,26 +200,26 @@ def claim3_study(truth: str, rng, n: int | None, shift: float = 0.0, noise: floa
         table = pd.DataFrame(rows).assign(loss="wgan", in_verdict=True, cell=[f"cell {i}" for i in range(m)])
         verdict = claim3.decide(table)[0]
         if n is not None or verdict != "inconclusive":
-            return verdict, size
+            return verdict, size, budget
         if size < design.seeds:
             size = design.seeds          # open_cells: "seeds up to the design size"
         elif budget < design.looks:
             budget += 1                  # open_cells: "iterations" where seeds have not converged
         else:
-            return verdict, size
+            return verdict, size, budget
 
 
 def claim3_rates(truth: str, n: int | None, reps: int, shift: float = 0.0, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
-    decided = wrong = seeds = 0
+    decided = wrong = seeds = budgets = 0
     for _ in range(reps):
-        v, k = claim3_study(truth, rng, n, shift)
-        seeds += k
+        v, k, b = claim3_study(truth, rng, n, shift)
+        seeds, budgets = seeds + k, budgets + b
         if v != "inconclusive":
             decided += 1
             wrong += v != (CLAIM3_TRUTH[truth] if not shift else "supported")
     return {"decided": decided / reps, "wrong": wrong / reps, "right": (decided - wrong) / reps,
-            "seeds_per_cell": seeds / reps}
+            "seeds_per_cell": seeds / reps, "budget_per_cell": budgets / reps}
 
 
 def calibrate(reps: int = 400, spread: dict | None = None, ns: tuple = SEEDS) -> dict:
