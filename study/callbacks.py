@@ -83,8 +83,9 @@ class EvalCallback(pl.Callback):
     def _evaluate(self, module: Any) -> None:
         cfg = module.cfg
         t0 = time.perf_counter()
-        samples = module.sample(cfg.eval.num_samples)
         final = module.gen_iter >= cfg.train.gen_iters
+        n_final = max(cfg.eval.final_num_samples or 0, cfg.eval.num_samples)  # the last evaluation may count more
+        samples = module.sample(n_final if final else cfg.eval.num_samples)
         labels = module.eval_labels(cfg.eval.num_samples)  # None unless conditional
         scores = self.evaluator(samples, final=final, labels=labels) if self.evaluator is not None else {}
         module.row.update(scores)
@@ -94,13 +95,18 @@ class EvalCallback(pl.Callback):
         save_grid(grid, self.trial_dir / "samples" / f"grid_{module.gen_iter:06d}.png", self.modes,
                   title=f"{cfg.loss} {cfg.backbone.label}, generator iteration {module.gen_iter}", nrow=nrow)
         if final and self.evaluator is not None:
-            self.repeat = self.evaluator(module.sample(cfg.eval.num_samples, repeat=True), final=False, labels=labels)
+            self.repeat = self.evaluator(module.sample(n_final, repeat=True), final=False, labels=labels)
             self.crosscheck = getattr(self.evaluator, "crosscheck", lambda x: {})(samples)
         if final:
             with atomic_path(self.trial_dir / "samples.npz") as tmp:
                 with open(tmp, "wb") as f:
                     extra = {} if labels is None else {"y": labels.cpu().numpy()}  # conditional: the classes asked for
-                    np.savez_compressed(f, x=samples.flatten(1).float().cpu().numpy(), **extra)
+                    n = cfg.eval.num_samples  # `x`: the samples every metric used; the larger final count's set as uint8
+                    if len(samples) > n and self.data_kind == "image":  # uint8, as the evaluator reads them: small
+                        extra["x_final_u8"] = ((samples.float().clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
+                    elif len(samples) > n:
+                        extra["x_final"] = samples.flatten(1).float().cpu().numpy()
+                    np.savez_compressed(f, x=samples[:n].flatten(1).float().cpu().numpy(), **extra)
         self.seconds += time.perf_counter() - t0
 
 

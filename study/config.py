@@ -109,6 +109,9 @@ class EvalConfig(_Strict):
     extractors: list[str] = ["domain"]            # "domain" (CPU default) and/or "inception"
     inception_weights: Optional[str] = None       # torch-fidelity feature_extractor_weights_path
     grid_size: Int = Field(64, gt=0)              # fixed-noise samples in each grid
+    final_num_samples: Optional[Int] = Field(None, ge=2)  # the LAST evaluation's mode counts use this many samples
+                                                  # (stacked MNIST: 26,000, PacGAN's protocol); None: num_samples.
+                                                  # FID and the other metrics stay at num_samples (FID is biased in N)
     w1_points: Int = Field(1000, gt=0)            # exact optimal transport on toys, per draw
     w1_draws: Int = Field(3, gt=0)
 
@@ -201,6 +204,8 @@ class _TrialBase(_Strict):
         d = self.resolved()
         if not self.conditional:  # ids of unconditional trials predate these keys: keep them stable
             d.pop("conditional"), d.pop("class_weight")
+        if d["eval"].get("final_num_samples") is None:  # unset: the id of every trial from before the key
+            d["eval"].pop("final_num_samples", None)
         for key, value in LEGACY.get(self.loss, {}).items():  # runs from before a key existed keep their ids
             if d[self.loss].get(key) == value:
                 d[self.loss].pop(key)

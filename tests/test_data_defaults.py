@@ -128,7 +128,15 @@ def shipped_ids() -> dict[str, list[str]]:
 # The only trials whose resolved config the data's defaults change: constraint_quick's WGAN-GP on ring8 left λ
 # unset, so it now runs at the toy λ = 0.1 (was 10).
 CHANGED = {"sweeps/constraint_quick.yaml": {"wgan_gp_mlp_ring8_s0_c038c710": "wgan_gp_mlp_ring8_s0_d8e6e123",
-                                            "wgan_gp_mlp_ring8_s1_0ea7d6c7": "wgan_gp_mlp_ring8_s1_05bf3e8e"}}
+                                            "wgan_gp_mlp_ring8_s1_0ea7d6c7": "wgan_gp_mlp_ring8_s1_05bf3e8e"},
+           # stacked MNIST's last evaluation counts modes over 26,000 samples (issue 30: eval.final_num_samples)
+           "sweeps/modes.yaml": {f"{loss}_dcgan_stacked_mnist5k_s{s}_{a}": f"{loss}_dcgan_stacked_mnist5k_s{s}_{b}"
+                                 for loss, s, a, b in [
+                                     ("gan", 0, "840f9bf9", "fdf166ff"), ("gan", 1, "4e7dfb04", "61236cce"),
+                                     ("gan", 2, "1d1d40f7", "823a0b3e"), ("gan", 3, "87680342", "0281b9e8"),
+                                     ("gan", 4, "6aaf95e2", "56437672"), ("wgan", 0, "87b0b036", "7a2dfb23"),
+                                     ("wgan", 1, "9c7e539b", "ee5b4a3b"), ("wgan", 2, "8096a2ff", "a3be75cd"),
+                                     ("wgan", 3, "413f09d5", "f7f5a7ce"), ("wgan", 4, "29edc14f", "76e61402")]}}
 
 
 def test_shipped_sweeps_keep_their_trial_ids_where_the_resolved_config_is_unchanged():

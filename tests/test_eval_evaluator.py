@@ -62,10 +62,14 @@ def test_mnist_evaluator_scores_and_agrees_with_torch_fidelity(mnist_eval, mnist
     real = _pick(mnist.train_x, 1000)
     good = mnist_eval(real)
     noisy = mnist_eval((real + 0.5 * torch.randn(real.shape, generator=torch.Generator().manual_seed(1))).clamp(-1, 1))
-    final_only = {"eval/kid@domain", "eval/isc@domain", "eval/precision@domain", "eval/recall@domain"}
+    final_only = {"eval/kid@domain", "eval/isc@domain", "eval/precision@domain", "eval/recall@domain",
+                  "eval/density@domain", "eval/coverage@domain"}
     assert set(good) == {"eval/fid@domain", "eval/modes", "eval/mode_kl", "eval/hq", "eval/modes_hq",
                          "eval/modes_knn", "eval/hq_knn"} | final_only
     assert good["eval/modes"] == 10 and good["eval/mode_kl"] < 0.02 and good["eval/hq"] > 0.85
+    # real digits against held-out ones (Naeem et al. 2020): density about 1, coverage high; noise lowers both
+    assert 0.7 < good["eval/density@domain"] < 1.3 and good["eval/coverage@domain"] > 0.8
+    assert noisy["eval/coverage@domain"] < good["eval/coverage@domain"]
     # the second classifier (pixel kNN) and the confident-sample counts agree on real digits
     assert good["eval/modes_hq"] == 10 and good["eval/modes_knn"] == 10 and good["eval/hq_knn"] > 0.8
     assert mnist_eval.info["knn_acc"] > 0.9
@@ -158,7 +162,8 @@ def test_inception_path_with_random_weights(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="not the standard pt_inception-2015-12-05"):
         ev = Evaluator(data, DataConfig(name="image_folder", image_size=16), cfg, "cpu", tmp_path)
     out = ev(data.test_x)
-    assert set(out) == {f"eval/{m}@inception" for m in ("fid", "kid", "isc", "precision", "recall")}
+    assert set(out) == {f"eval/{m}@inception" for m in ("fid", "kid", "isc", "precision", "recall", "density",
+                                                         "coverage")}
     assert abs(out["eval/fid@inception"]) < 1e-3 and out["eval/precision@inception"] == 1.0
     assert ev.info["n_real"] == {"inception": 8}
     # provenance: the weights' sha256, not the standard file (warned), and part of the statistics' cache key

@@ -24,9 +24,10 @@ TRAIN_PROBE_ITERS = 10        # generator iterations timed (after the first) to 
 
 
 def eval_bytes(cfg: TrialConfig) -> int:
-    """Memory one evaluation holds at once (the final one, the largest), from the config alone."""
+    """Memory one evaluation holds at once (the final one, the largest: eval.final_num_samples where set), from
+    the config alone."""
     from study.data import DATASETS, channels
-    n = cfg.eval.num_samples
+    n = max(cfg.eval.num_samples, cfg.eval.final_num_samples or 0)
     if DATASETS.get(cfg.data.name).kind == "points":
         return n * 2 * FLOAT_BYTES * SAMPLE_COPIES
     c, side = channels(cfg.data), cfg.data.image_size
@@ -58,9 +59,12 @@ def check_eval_memory(configs: Iterable[TrialConfig], where: str, available: Opt
         side, extractors = worst.data.image_size, ", ".join(sorted({"domain", *worst.eval.extractors}))
         kind = ("2-D points" if DATASETS.get(worst.data.name).kind == "points" else
                 f"{worst.data.name} {side}x{side} images, extractors: {extractors}")
-        raise UserError(f"{where}: eval.num_samples: {worst.eval.num_samples:,} samples ({kind}) need about "
+        key, n = (("eval.final_num_samples", worst.eval.final_num_samples)
+                  if (worst.eval.final_num_samples or 0) > worst.eval.num_samples else
+                  ("eval.num_samples", worst.eval.num_samples))
+        raise UserError(f"{where}: {key}: {n:,} samples ({kind}) need about "
                         f"{gb(need)} per evaluation, more than the {gb(have)} of memory available; "
-                        "lower eval.num_samples")
+                        f"lower {key}")
 
 
 def gb(n: int) -> str:

@@ -24,13 +24,16 @@ from study.data import SPLIT_SEED, Dataset, sample_toy
 from study.eval import fid as F
 from study.eval.classifier import ARCH_VERSION, base_of, get_classifier, training_data
 from study.eval.knn import PixelKNN
+from study.eval.prdc import density_coverage
 from study.eval.modes import confident_mode_stats, expected_modes_uniform, label_mode_stats, toy_mode_stats
 from study.eval.w1 import mean_exact_w1
 
 W1_SEED = 0  # fixed subsets: two evaluations of the same samples give the same W1
 CONFIDENT = 0.9  # classifier probability that makes a generated image "high quality" (eval/hq on images)
 KNN_CONFIDENT = 0.8  # share of the kNN's 10 neighbours that must agree (its eval/hq_knn)
-FINAL_ONLY = ("kid", "isc", "precision", "recall")  # eval/<metric>@<extractor> computed at the last evaluation only
+FINAL_ONLY = ("kid", "isc", "precision", "recall", "density", "coverage")  # eval/<metric>@<extractor>: last evaluation only
+# mode counts of the larger final evaluation (eval.final_num_samples), beside the per-evaluation ones at num_samples
+FINAL_MODE_KEYS = ["eval/modes_final", "eval/modes_hq_final", "eval/hq_final", "eval/mode_kl_final", "eval/n_final"]
 
 
 def default_cache_dir() -> Path:
@@ -53,7 +56,10 @@ class Evaluator:
                  device: torch.device | str, cache_dir: Path):
         self.data, self.cfg, self.device = data, eval_cfg, torch.device(device)
         self.cache_dir, self.n = Path(cache_dir), eval_cfg.num_samples
-        self.info: dict = {"num_samples": self.n, "real_split": None, "n_real": {}, "extractors": [],
+        # the last evaluation's mode counts may use more samples (eval.final_num_samples): stacked MNIST's 1,000
+        # modes need ~26,000 (PacGAN) where FID's curve is fine at num_samples
+        self.n_final = max(eval_cfg.final_num_samples or self.n, self.n)
+        self.info: dict = {"num_samples": self.n, "final_num_samples": self.n_final, "real_split": None, "n_real": {}, "extractors": [],
                            "domain_classifier_acc": None, "notes": []}
         self.keys: list[str] = []
         self.extractors: dict[str, tuple] = {}  # label -> (extractor, feature key, transform, batch, real stats)
@@ -88,6 +94,8 @@ class Evaluator:
         self.info["real_split"] = "fresh draws from the true mixture" if d.modes is not None else "test (held-out)"
         self.info["w1_points"], self.info["w1_draws"] = self.cfg.w1_points, self.cfg.w1_draws
         self.keys = ["eval/w1"] + (["eval/modes", "eval/hq", "eval/mode_kl", "eval/modes_hq"] if d.modes is not None else [])
+        if d.modes is not None and self.n_final > self.n:
+            self.keys += FINAL_MODE_KEYS
 
     def _real_floor(self) -> Optional[dict]:
         """Every metric on N *real* samples: the best a generator can score at this N (W1 and FID
@@ -104,7 +112,17 @@ class Evaluator:
             self._note(f"no real floor: fewer than {self.n} real training samples in memory")
             return None
         self.info["real_floor_source"] = f"{self.n} samples of the {source}"
-        return self(x)
+        floor = self(x)
+        if self.n_final > self.n:  # the final counts' anchor: the same count on as many real samples
+            if d.kind == "points":
+                big = sample_toy(d.name, self.n_final, torch.Generator().manual_seed(SPLIT_SEED + 3))[0]
+            elif len(d.train_x) >= self.n_final:
+                big = d.train_x[torch.randperm(len(d.train_x), generator=torch.Generator().manual_seed(SPLIT_SEED + 3))[:self.n_final]]
+            else:
+                self._note(f"no real anchor for the final counts: fewer than {self.n_final} real training samples")
+                return floor
+            floor.update(self.final_modes(big))
+        return floor
 
     def _floor_index(self) -> torch.Tensor:
         """The real floor's training images: a fixed draw, the same for every evaluator of the data."""
@@ -129,6 +147,7 @@ class Evaluator:
             ext = self.domain_extractor = create_feature_extractor(name, ["features", "logits"], cuda=cuda,
                                                                    verbose=False)
             self.keys += ["eval/modes", "eval/mode_kl", "eval/hq", "eval/modes_hq", "eval/modes_knn", "eval/hq_knn"]
+            self.keys += FINAL_MODE_KEYS if self.n_final > self.n else []
             if d.num_classes == 1000:
                 self._note(f"stacked modes: a uniform generator covers {expected_modes_uniform(1000, self.n):.1f} "
                            f"of 1000 on average with {self.n} samples (PacGAN used 26,000)")
@@ -163,7 +182,7 @@ class Evaluator:
         self.extractors[label] = (ext, key, transform, batch, stats)
         self.info["extractors"].append(label)
         self.info["n_real"][label] = stats["n"]
-        self.keys += [f"eval/{m}@{label}" for m in ("fid", "kid", "isc", "precision", "recall")]
+        self.keys += [f"eval/{m}@{label}" for m in ("fid", "kid", "isc", "precision", "recall", "density", "coverage")]
 
     # ------------------------------------------------------------------ evaluation
     def __call__(self, samples: torch.Tensor, final: bool = True, labels: Optional[torch.Tensor] = None) -> dict[str, float]:
@@ -175,11 +194,42 @@ class Evaluator:
             raise ValueError(f"Evaluator needs eval.num_samples = {self.n} samples, got {len(samples)} "
                              "(FID is biased in N: every evaluation uses the same N)")
         x = samples.detach()[:self.n]
-        if not bool(torch.isfinite(x).all()):
+        big = self.n_final > self.n and len(samples) >= self.n_final  # the larger final evaluation (and its repeat)
+        if not bool(torch.isfinite(samples.detach()[:self.n_final if big else self.n]).all()):
             self._call_note("non-finite samples: metrics of those evaluations are NaN")
-            return {k: math.nan for k in self.keys}
+            return {k: math.nan for k in self.keys if big or k not in FINAL_MODE_KEYS}
         y = None if labels is None else labels.detach().cpu()[:self.n]
-        return self._toy(x) if self.data.kind == "points" else self._images(x, final, y)
+        out = self._toy(x) if self.data.kind == "points" else self._images(x, final, y)
+        if big:
+            out.update(self.final_modes(samples.detach()[:self.n_final]))
+        return out
+
+    def final_modes(self, x: torch.Tensor) -> dict[str, float]:
+        """The mode counts (eval/modes, modes_hq, hq, mode_kl) of all `x`, under the *_final keys, with
+        eval/n_final = len(x): one count decides (toys: geometry; images: the domain CNN, no kNN)."""
+        if self.data.kind == "points":
+            s = toy_mode_stats(x.float().cpu().reshape(len(x), -1), self.data.modes, self.data.mode_std)
+            out = {"eval/modes": float(s["modes"]), "eval/hq": s["hq"], "eval/mode_kl": s["mode_kl"],
+                   "eval/modes_hq": float(s["modes_hq"])}
+        elif self.domain_extractor is not None:
+            labels, confident = self._labels(F.extract(self.domain_extractor, F.to_uint8(x.cpu()), 1000)["logits"])
+            s = label_mode_stats(labels, self.data.num_classes)
+            out = {"eval/modes": float(s["modes"]), "eval/mode_kl": s["mode_kl"],
+                   "eval/hq": float(confident.float().mean()),
+                   "eval/modes_hq": float(confident_mode_stats(labels, confident, self.data.num_classes)["modes"])}
+        else:
+            return {}
+        return {f"{k}_final": v for k, v in out.items()} | {"eval/n_final": float(len(x))}
+
+    @staticmethod
+    def _labels(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mode label, confident) per sample from the domain CNN's logits (N x channels x classes): stacked MNIST's
+        channels (a, b, c) -> 100a + 10b + c; confident when every channel's digit has probability >= CONFIDENT."""
+        digits = logits.argmax(-1)
+        k = logits.shape[-1]
+        labels = (digits * k ** torch.arange(digits.shape[1] - 1, -1, -1)).sum(1)
+        confident = logits.float().softmax(-1).amax(-1).min(-1).values >= CONFIDENT
+        return labels, confident
 
     def _toy(self, x: torch.Tensor) -> dict[str, float]:
         pts = x.float().cpu().reshape(len(x), -1)
@@ -204,14 +254,13 @@ class Evaluator:
                 out[f"eval/isc@{label}"] = F.inception_score(fd["logits" if label == "domain" else "logits_unbiased"])
                 out[f"eval/precision@{label}"], out[f"eval/recall@{label}"] = F.precision_recall(
                     f.to(self.device), real["features"])
+                # Naeem et al. 2020 on the same features: a coverage that needs no classifier (beside the CNN's)
+                out[f"eval/density@{label}"], out[f"eval/coverage@{label}"] = density_coverage(real["features"], f)
         if feats is not None:
-            digits = feats["logits"].argmax(-1)  # N x channels-read-separately
-            k = feats["logits"].shape[-1]
-            labels = (digits * k ** torch.arange(digits.shape[1] - 1, -1, -1)).sum(1)  # (a, b, c) -> 100a + 10b + c
-            s = label_mode_stats(labels, self.data.num_classes)
             # images' analogue of the toys' high-quality fraction: every channel's digit is recognised
             # with >= CONFIDENT probability (an unlearned generator has few; a collapsed one can have many)
-            confident = feats["logits"].float().softmax(-1).amax(-1).min(-1).values >= CONFIDENT
+            labels, confident = self._labels(feats["logits"])
+            s = label_mode_stats(labels, self.data.num_classes)
             out.update({"eval/modes": float(s["modes"]), "eval/mode_kl": s["mode_kl"],
                         "eval/hq": float(confident.float().mean())})
             out.update(self._confident_modes(u8, labels, confident))

@@ -114,24 +114,74 @@ def readers(coverages: list[float], confident: list[float], n_modes: float) -> l
             if np.isfinite(c) and np.isfinite(n) and n >= MIN_CONFIDENT_PER_MODE * n_modes]
 
 
-def concentrated(coverages: list[float], confident: list[float], n_modes: float) -> Optional[bool]:
-    """Samples in at most CONCENTRATED of the modes, by every count that can read them (at least one):
-    True; False when every such count sees more; None when none can read them or they disagree."""
-    usable = readers(coverages, confident, n_modes)
-    flags = {c <= CONCENTRATED for c in usable}
-    return flags.pop() if len(flags) == 1 else None
+# ---------------------------------------------------------------- claim 3: coverage, decided per seed
+COV_TOL = 0.05    # coverage projected to rise by at most this over the last quarter of training (upper end of its
+                  # 95% interval) has stopped changing: under half of one ring8 mode (1/8), about one grid25 mode
+                  # (1/25); a seed whose coverage may still rise by more is not (yet) collapsed, only stalled
+COV_BAND = 1.0    # a seed's coverage is read against a threshold with its repeat difference (two evaluations of one
+                  # generator on independent noise) as its margin: a call needs both evaluations on the same side
+                  # whichever way the repeat went. Not quality's 3x: a count of 8 modes moves in steps of 1/8, and one
+                  # marginal mode's flip (3 x 1/8 = 0.375) would hide a generator that covers every mode
 
 
-def collapse(coverages: list[float], confident: list[float], n_modes: float) -> Optional[bool]:
-    """Mode collapse from one or more independent mode counts (fractions of modes covered by
-    confident samples) and the number of confident samples each counted over. True only when every
-    count that had enough confident samples says so and at least one had; False when every
-    count says no collapse; None (undecided) when they disagree or none could count."""
-    usable = readers(coverages, confident, n_modes)
-    if not usable or len(usable) < len(coverages):
-        return None  # every classifier must be able to count, for either call
-    flags = [c < COVERAGE for c in usable]
-    return flags[0] if all(f == flags[0] for f in flags) else None
+@dataclass(frozen=True)
+class SeedModes:
+    """One seed's mode coverage, decided with its own uncertainty (the per-seed half of claim 3, and what claim
+    1's "a seed is good only if it covers the modes" reads). Three-valued flags: True / False / None (unknown)."""
+    coverage: float             # modes covered by confident samples / the same count on N real samples
+    band: float                 # its margin: COV_BAND x the repeat difference, on the same scale
+    readable: bool              # enough confident samples (MIN_CONFIDENT_PER_MODE per mode) for a count to mean anything
+    covers: Optional[bool]      # coverage decidedly >= COVERAGE (True) or decidedly below (False)
+    concentrated: Optional[bool]  # decidedly <= CONCENTRATED: nearly every sample in one or two modes
+    flat: Optional[bool]        # its coverage has stopped rising (upper end of the trend interval <= COV_TOL)
+    collapsed: Optional[bool]   # covers is False and flat is True (True); covers is True (False); else unknown
+
+
+def coverage_call(coverage: float, band: float, threshold: float) -> Optional[bool]:
+    """True when coverage is at/above `threshold` beyond its band, False when below it beyond the band, None
+    within the band (or NaN). The band is never a point estimate's free pass: 0 only when the repeat agreed."""
+    if not np.isfinite(coverage):
+        return None
+    band = band if np.isfinite(band) else 0.0
+    if coverage - band >= threshold:
+        return True
+    return False if coverage + band < threshold else None
+
+
+def coverage_trend(steps: np.ndarray, coverage: np.ndarray, total: float) -> Trend:
+    """Late Theil-Sen trend of coverage (higher is better), as `late_trend` reads quality: `improvement` is the
+    coverage gain the trend projects over the last quarter of training, with its 95% interval."""
+    return late_trend(np.asarray(steps, float), -np.asarray(coverage, float), total)
+
+
+def flat(t: Trend) -> Optional[bool]:
+    """Coverage stopped rising: True when the interval's upper end projects at most COV_TOL more coverage over
+    the last quarter, False when its lower end projects more; None in between or without a trend."""
+    if not (np.isfinite(t.lo) and np.isfinite(t.hi)):
+        return None
+    if t.hi <= COV_TOL:
+        return True
+    return False if t.lo > COV_TOL else None
+
+
+def seed_modes(modes: float, anchor: float, confident: float, n_modes: float, repeat_diff: float = math.nan,
+               trend: Optional[Trend] = None) -> SeedModes:
+    """Per-seed mode coverage of one deciding count (toys: geometry; images: the domain CNN).
+
+    modes: modes covered by the seed's confident samples (eval/modes_hq); anchor: the same count on N real samples
+    at the same N (floor/eval/modes_hq; NaN: the number of modes); confident: how many of the N samples were
+    confident; repeat_diff: |modes_hq| difference between two evaluations of the final generator (NaN: unmeasured,
+    band 0); trend: the coverage trend (`coverage_trend`). Pure: the lead's claim-1 rule calls it too."""
+    anchor = anchor if np.isfinite(anchor) and anchor > 0 else n_modes
+    cov = modes / anchor if np.isfinite(modes) else math.nan
+    band = COV_BAND * repeat_diff / anchor if np.isfinite(repeat_diff) else 0.0
+    readable = bool(np.isfinite(cov) and np.isfinite(confident) and confident >= MIN_CONFIDENT_PER_MODE * n_modes)
+    covers = coverage_call(cov, band, COVERAGE) if readable else None
+    low = coverage_call(cov, band, CONCENTRATED + 1e-9) if readable else None  # <= CONCENTRATED counts as concentrated
+    conc = None if low is None else not low
+    fl = flat(trend) if trend is not None else None
+    collapsed = False if covers is True else (True if covers is False and fl is True else None)
+    return SeedModes(cov, band, readable, covers, conc, fl, collapsed)
 
 
 # ---------------------------------------------------------------- a seed on its own numbers (claim 1)

@@ -11,7 +11,6 @@ import pandas as pd
 
 from study.report import evidence as E
 from study.report import rules as R
-from study.data import DATASETS
 from study.report.cells import N_MODES, as_float, primary_metric
 
 
@@ -86,10 +85,11 @@ def evidence_table(run, trials: pd.DataFrame, keys: dict | None = None) -> pd.Da
                    q_best=float(qs[ok].min()) if ok.any() else math.nan,
                    stalled=E.stalled(qs[ok], band, R.FAIL_Q) if ok.any() else None,
                    moved=E.moved(qs[ok][0], qs[ok][-1], band / E.MOVED) if ok.any() else None)
-        row.update(_collapse(r, data, n))
+        row.update(_collapse(r, data, n, m, total))
         rows.append(row)
     df = pd.DataFrame(rows)
-    for col in ("converged", "moved", "collapse", "concentrated", "stalled", "covers", "collapsed"):
+    for col in ("converged", "moved", "collapse", "concentrated", "stalled", "covers", "collapsed",
+                "coverage_flat", "knn_disagrees", "coverage_readable"):
         if col in df:  # three-valued: keep Python True/False/None, never numpy bools
             df[col] = pd.Series([None if v is None or v != v else bool(v) for v in df[col]], index=df.index, dtype=object)
     if not df.empty:  # each seed's outcome (study/report/rules.py), read by every claim
@@ -111,25 +111,49 @@ def _covers(r: pd.Series) -> Optional[bool]:
     return {True: False, False: True}.get(r.get("collapse"))  # before per-seed coverage decisions existed
 
 
-def _collapse(r: pd.Series, data: str, n: float) -> dict:
-    """Mode coverage by every independent count the trial has: toys by geometry (modes with
-    high-quality samples), images by the domain CNN and the pixel kNN over confident samples."""
+def _collapse(r: pd.Series, data: str, n: float, m: pd.DataFrame | None = None, total: float = math.nan) -> dict:
+    """Claim 3's per-seed evidence (evidence.seed_modes): mode coverage by ONE deciding count, read against the
+    same count on N real samples (the real floor), with its repeat band and its own late trend. Toys: geometry
+    (modes holding high-quality samples). Images: the domain CNN; the pixel kNN's coverage is a sensitivity
+    column (coverage_knn, knn_disagrees) and no longer makes a seed unknown. A larger final evaluation
+    (eval.final_num_samples: eval/*_final keys) is read where the trial has one.
+    Columns: n_modes; coverage (continuous), coverage_band; covers (decidedly >= evidence.COVERAGE: True,
+    decidedly below: False, else None); concentrated (decidedly <= evidence.CONCENTRATED of the modes: nearly
+    every sample in one or two, whatever the trend; claim 1's failure sign); coverage_flat (its trend interval
+    is flat); collapsed (covers False and flat: collapse, not a stall); `collapse`: the same as collapsed (kept
+    for older readers)."""
     k = float(N_MODES.get(data, math.nan))
-    out = {"n_modes": k, "coverage": math.nan, "coverage_knn": math.nan, "collapse": None, "concentrated": None}
-    if k != k:
+    out = {"n_modes": k, "coverage": math.nan, "coverage_band": math.nan, "coverage_knn": math.nan,
+           "knn_disagrees": None, "covers": None, "concentrated": None, "coverage_flat": None, "collapsed": None,
+           "collapse": None, "coverage_gain_hi": math.nan, "coverage_readable": None}
+    if k != k or r.get("eval/modes_hq") is None:
         return out
-    if r.get("eval/modes_hq") is not None and np.isfinite(_get(r, "eval/modes_hq")):
-        cov = [_get(r, "eval/modes_hq") / k, _get(r, "eval/modes_knn") / k]
-        conf = [_get(r, "eval/hq") * n, _get(r, "eval/hq_knn") * n]
-        out.update(coverage=cov[0], coverage_knn=cov[1])
-    elif DATASETS.get(data).kind == "points" if data in DATASETS else False:  # toys: geometry, no classifier
-        m = _get(r, "eval/modes_hq")
-        cov, conf = [(m if m == m else _get(r, "eval/modes")) / k], [_get(r, "eval/hq") * n]
-        out["coverage"] = cov[0]
-    else:  # images scored before confident counts existed: one classifier's argmax cannot decide collapse
+    suffix = "_final" if np.isfinite(_get(r, "eval/modes_hq_final")) else ""
+    modes = _get(r, f"eval/modes_hq{suffix}")
+    if not np.isfinite(modes):  # toys scored before modes_hq existed: PacGAN's count
+        modes, suffix = _get(r, "eval/modes"), ""
+    if not np.isfinite(modes):
         return out
-    out["collapse"] = E.collapse(cov, conf, k)
-    out["concentrated"] = E.concentrated(cov, conf, k)
+    n_eval = _get(r, "eval/n_final") if suffix else n
+    n_eval = n_eval if np.isfinite(n_eval) else n
+    anchor = _get(r, f"floor/eval/modes_hq{suffix}")
+    trend = None
+    if m is not None and "eval/modes_hq" in m and "step" in m:  # the trend at the per-evaluation N, its own anchor
+        a0 = _get(r, "floor/eval/modes_hq")
+        a0 = a0 if np.isfinite(a0) and a0 > 0 else k
+        steps, modes_curve = E.curve(m, "eval/modes_hq")
+        trend = E.coverage_trend(steps, modes_curve / a0, total)
+    s = E.seed_modes(modes, anchor, _get(r, f"eval/hq{suffix}") * n_eval, k,
+                     _get(r, f"noise/eval/modes_hq{suffix}"), trend)
+    out.update(coverage=s.coverage, coverage_band=s.band, covers=s.covers, concentrated=s.concentrated,
+               coverage_flat=s.flat, collapsed=s.collapsed, collapse=s.collapsed, coverage_readable=s.readable,
+               coverage_gain_hi=trend.hi if trend is not None else math.nan)
+    knn = _get(r, "eval/modes_knn")
+    if np.isfinite(knn):  # sensitivity: the independent pixel kNN at the per-evaluation N
+        out["coverage_knn"] = knn / k
+        knn_readable = _get(r, "eval/hq_knn") * n >= E.MIN_CONFIDENT_PER_MODE * k
+        out["knn_disagrees"] = (bool((knn / k < E.COVERAGE) != (s.coverage < E.COVERAGE))
+                                if knn_readable and s.readable else None)
     return out
 
 
