@@ -61,6 +61,7 @@ class Timings:
     device: str
     threads: int
     load: float                      # 1-minute load average when timing started
+    clock: str = "wall"              # "cpu": seconds of CPU (one thread per worker on a CPU), "wall": elapsed
 
 
 # ------------------------------------------------------------------------------------------- keys
@@ -123,7 +124,8 @@ def trial_seconds(cfg: Any, cost: ShapeCost, start: int = 0, gen_iters: Optional
 def makespan(durations: Iterable[float], workers: int, busy: Iterable[float] = ()) -> float:
     """Wall seconds to run `durations` in this order on `workers` workers, each taking the next trial as it
     frees (the local executor's rule); `busy`: seconds the workers already have to go (running trials)."""
-    free = sorted(list(busy)[:workers] + [0.0] * max(0, workers - len(list(busy))))
+    busy = list(busy)[:workers]
+    free = sorted(busy + [0.0] * (workers - len(busy)))
     for d in durations:
         free[0] += d
         free.sort()
@@ -204,17 +206,19 @@ def warning(name: str, seconds: float, gpu: bool, longest_iters: int) -> Optiona
 
 
 def how_measured(t: Timings) -> str:
-    return (f"timed {len(t.shapes)} trial shape(s) on {t.device} with {t.threads} thread(s) (~{TIMING_BUDGET_S:g} s "
-            f"of generator iterations each, an evaluation per generator) in {t.seconds:.1f} s at load {t.load:.2f}")
+    return (f"timed {len(t.shapes)} trial shape(s) on {t.device} with {t.threads} thread(s) (~{TIMING_BUDGET_S:g} "
+            f"{t.clock} s of generator iterations each, an evaluation per generator) in {t.seconds:.1f} s at load "
+            f"{t.load:.2f}")
 
 
-def contention(load: float, cores: int, workers: int, threads: int) -> float:
-    """How much slower each of `workers` workers (`threads` threads each) runs than the one timing process did,
-    with `load` other runnable threads on `cores` cores (the load average when timing began): each runnable
-    thread gets at most a core, and the cores are shared evenly."""
+def contention(load: float, cores: int, workers: int, threads: int, cpu_clock: bool = False) -> float:
+    """Wall seconds in the sweep per measured second: each of `workers` workers (`threads` threads each) shares
+    `cores` cores with `load` other runnable threads (the load average when timing began), each runnable thread
+    getting at most a core. Measured in CPU seconds (`cpu_clock`): divided by the worker's share; measured in
+    wall seconds: the timing process had a share too."""
     def share(mine: int) -> float:
         return min(1.0, cores / max(1e-9, max(0.0, load) + mine))
-    return share(threads) / share(workers * threads)
+    return (1.0 if cpu_clock else share(threads)) / share(workers * threads)
 
 
 def resume_step(trial_dir: Path) -> int:
@@ -240,14 +244,17 @@ class Estimator:
     def factor(self) -> float:
         """Measured seconds -> seconds in the sweep: CPU workers share the cores with each other and the load."""
         t = self.timings
-        return 1.0 if self.gpu or t is None else contention(t.load, self.cores, self.workers, self.threads)
+        return 1.0 if self.gpu or t is None else contention(t.load, self.cores, self.workers, self.threads,
+                                                            t.clock == "cpu")
 
     def time(self, configs: list) -> None:
         """Time the shapes among `configs` not timed yet; ValueError when there are too many to time."""
         known = set(self.timings.shapes) if self.timings else set()
-        shapes = {shape_key(c) for c in configs} | known
-        if len(shapes) > MAX_TIMED_SHAPES:
-            raise ValueError(f"{len(shapes)} distinct trial shapes, more than the {MAX_TIMED_SHAPES} timed before a run")
+        shapes = set(known)
+        for c in configs:  # counted only as far as the limit: a huge grid of many shapes is refused at once
+            shapes.add(shape_key(c))
+            if len(shapes) > MAX_TIMED_SHAPES:
+                raise ValueError(f"more than {MAX_TIMED_SHAPES} distinct trial shapes (the most timed before a run)")
         if shapes - known:
             self.timings = self.timer(configs, self.device, self.threads, self.cache_dir, self.timings)
 
@@ -289,6 +296,10 @@ def time_shapes(configs: list, device: str, threads: int, cache_dir: Optional[Pa
     import torchmetrics.image.fid  # noqa: F401  (the final evaluation's cross-check: once per worker, not per trial)
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
+    # one thread on a CPU: CPU seconds, which other processes' load does not inflate (the share the workers
+    # will get is Estimator.factor's); otherwise (threads in parallel, a GPU) elapsed seconds
+    cpu_clock = device == "cpu" and threads == 1
+    clock = time.process_time if cpu_clock else time.perf_counter
     quiet_lightning()
     skip_nvml_cuda_check()
     todo: dict[str, Any] = {}
@@ -307,9 +318,9 @@ def time_shapes(configs: list, device: str, threads: int, cache_dir: Optional[Pa
             for key, cfg in todo.items():
                 ek, gk = eval_key(cfg), _eval_key(cfg)
                 if ek not in setup:
-                    setup[ek] = _worker_setup(cfg, ctx, device)
+                    setup[ek] = _worker_setup(cfg, ctx, device, clock)
                 cost, final = _time_one(cfg, ctx, device, ctx.evaluator(cfg, device) if gk not in evals else None,
-                                        final=ek not in extra)
+                                        ek not in extra, clock)
                 evals.setdefault(gk, cost.eval_s)
                 if final is not None:
                     extra[ek] = max(0.0, final - cost.eval_s)
@@ -317,7 +328,7 @@ def time_shapes(configs: list, device: str, threads: int, cache_dir: Optional[Pa
     finally:
         torch.set_num_threads(old_threads)
     return Timings(shapes, setup, time.perf_counter() - t0 + (known.seconds if known else 0.0), device, threads,
-                   known.load if known else load)
+                   known.load if known else load, "cpu" if cpu_clock else "wall")
 
 
 def _eval_key(cfg: Any) -> str:
@@ -325,21 +336,22 @@ def _eval_key(cfg: Any) -> str:
     return json.dumps([eval_key(cfg), cfg.backbone.generator, cfg.model.model_dump(mode="json"), cfg.conditional])
 
 
-def _worker_setup(cfg: Any, ctx: Any, device: str) -> float:
+def _worker_setup(cfg: Any, ctx: Any, device: str, clock: Any) -> float:
     """Seconds a worker spends once on this data/eval config. A domain classifier trained here (not cached
     yet) is then cached for the run: the set-up is timed again, as the workers will find it."""
     from study.trial import WorkerContext
-    t0 = time.perf_counter()
+    t0 = clock()
     ctx.evaluator(cfg, device)
-    took = time.perf_counter() - t0
+    took = clock() - t0
     if took > WORKER_START_S:  # e.g. a classifier trained: the workers load it instead
-        t0 = time.perf_counter()
+        t0 = clock()
         WorkerContext(ctx.cache_dir).evaluator(cfg, device)
-        took = time.perf_counter() - t0
+        took = clock() - t0
     return took
 
 
-def _time_one(cfg: Any, ctx: Any, device: str, evaluator: Any, final: bool) -> tuple[ShapeCost, Optional[float]]:
+def _time_one(cfg: Any, ctx: Any, device: str, evaluator: Any, final: bool,
+              clock: Any = time.perf_counter) -> tuple[ShapeCost, Optional[float]]:
     """(the shape's costs, its final evaluation's seconds if `final`) from one mini-trial: the evaluation at
     iteration 0, then generator iterations with a checkpoint after each until TIMING_BUDGET_S or
     MAX_TIMED_ITERS (the first, one critic update, only builds optimizer state, and counts only when it alone
@@ -356,7 +368,7 @@ def _time_one(cfg: Any, ctx: Any, device: str, evaluator: Any, final: bool) -> t
     d["eval"] = {**d["eval"], "every": 0}
     short = TrialConfig.model_validate(d)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    t_start = time.perf_counter()
+    t_start = clock()
     data = ctx.dataset(short)
     module = build_module(short, RealSampler(data, short.train.batch_size, short.seed, device), data.shape)
     steady = int(short.spec.critic_updates(short.algo))
@@ -368,10 +380,10 @@ def _time_one(cfg: Any, ctx: Any, device: str, evaluator: Any, final: bool) -> t
     for attr in ("critic_update", "generator_update") if eager else ():
         def timed(*a, _fn=getattr(module, attr), _kind=attr):
             sync()
-            t = time.perf_counter()
+            t = clock()
             r = _fn(*a)
             sync()
-            calls.append(time.perf_counter() - t)
+            calls.append(clock() - t)
             kinds.append(_kind)
             return r
         setattr(module, attr, timed)
@@ -380,22 +392,26 @@ def _time_one(cfg: Any, ctx: Any, device: str, evaluator: Any, final: bool) -> t
     class First(pl.Callback):  # first in the callback list: before evaluation and checkpoint
         ev: Any = None
 
+        def on_train_start(self, *args: Any) -> None:
+            self.began = (clock(), time.perf_counter())
+
         def on_train_batch_start(self, *args: Any) -> None:
             sync()
-            if not it:
-                self.eval0 = self.ev.seconds  # only the evaluation at iteration 0 ran before
-            it.append({"start": time.perf_counter(), "calls": len(calls)})
+            if not it:  # only the evaluation at iteration 0 ran since on_train_start (its wall seconds: ev.seconds)
+                c, w = clock() - self.began[0], time.perf_counter() - self.began[1]
+                self.eval0 = self.ev.seconds * (c / w if w > 0 else 1.0)
+            it.append({"start": clock(), "calls": len(calls)})
 
         def on_train_batch_end(self, *args: Any) -> None:
             sync()
-            it[-1]["step_end"] = time.perf_counter()
+            it[-1]["step_end"] = clock()
 
         def on_train_end(self, *args: Any) -> None:
-            self.end = time.perf_counter()
+            self.end = clock()
 
     class Last(pl.Callback):  # last: after the checkpoint
         def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
-            it[-1]["cb_end"] = time.perf_counter()
+            it[-1]["cb_end"] = clock()
             spent = it[-1]["cb_end"] - it[min(1, len(it) - 1)]["start"] if len(it) > 1 else 0.0
             first_alone = len(it) == 1 and it[0]["cb_end"] - it[0]["start"] >= TIMING_BUDGET_S
             if first_alone or spent >= TIMING_BUDGET_S or len(it) > MAX_TIMED_ITERS:
@@ -409,9 +425,9 @@ def _time_one(cfg: Any, ctx: Any, device: str, evaluator: Any, final: bool) -> t
         last = None
         if final:  # the last evaluation, as its callback makes it at the trial's last iteration
             module.gen_iter = short.train.gen_iters
-            before = first.ev.seconds
+            before = clock()
             first.ev.on_train_batch_end(trainer, module)
-            last = first.ev.seconds - before
+            last = clock() - before
     ends = [i["start"] for i in it[1:]] + [first.end]
     for i, e in zip(it, ends):
         i["next"] = e

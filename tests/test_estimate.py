@@ -98,6 +98,9 @@ def test_contention_of_workers_sharing_the_cores():
     assert E.contention(1.0, 2, 2, 1) == pytest.approx(1.5)  # 3 runnable on 2 cores, timed alone at a full core
     assert E.contention(6.0, 2, 2, 1) == pytest.approx(8 / 7)
     assert E.contention(0.0, 2, 1, 2) == 1.0
+    # timed in CPU seconds: the worker's share alone (2 workers and 6 other runnable threads on 2 cores: 1/4 each)
+    assert E.contention(6.0, 2, 2, 1, cpu_clock=True) == pytest.approx(4.0)
+    assert E.contention(0.0, 2, 2, 1, cpu_clock=True) == 1.0
 
 
 def test_human_times():
@@ -204,5 +207,5 @@ def test_timing_a_real_shape_changes_neither_the_configs_nor_the_random_state(tm
     assert c.model_dump() == before and c.trial_id() == tid
     (cost,) = t.shapes.values()
     assert 0 < cost.critic_s < 1 and 0 < cost.gen_s < 1 and 0 < cost.eval_s <= cost.final_eval_s < 10
-    assert cost.checkpoint_s > 0 and cost.setup_s > 0 and t.device == "cpu" and t.threads == 1
+    assert cost.checkpoint_s > 0 and cost.setup_s > 0 and (t.device, t.threads, t.clock) == ("cpu", 1, "cpu")
     assert list(t.worker_setup) == [E.eval_key(c)] and t.seconds < 30
