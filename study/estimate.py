@@ -26,6 +26,8 @@ WORKER_START_S = 5.0
 TIMING_BUDGET_S = 0.4  # generator iterations are timed for about this long per shape (at least one): the
                        # mean of tens of updates on small shapes, one iteration of a GPU-sized one on a CPU
 MAX_TIMED_ITERS = 8    # and at most this many after the first (which builds optimizer state and is not timed)
+FIRST_ALONE_S = 2.0    # ... unless the first alone took this long: a GPU-sized shape on a CPU, whose one-time
+                       # costs (~0.1-0.5 s: allocations, thread pools) are small beside its updates
 MAX_TIMED_SHAPES = 24  # distinct shapes timed before a run (~0.5-2 s each); a spec with more gets no estimate
 LONG_ON_CPU_H = 3.0    # "more than a few hours": a spec expected to run longer on a machine without a GPU is
                        # warned about (not refused) and a spec sized for a CPU named
@@ -250,7 +252,7 @@ class Estimator:
     def time(self, configs: list) -> None:
         """Time the shapes among `configs` not timed yet; ValueError when there are too many to time."""
         known = set(self.timings.shapes) if self.timings else set()
-        shapes = set(known)
+        shapes: set[str] = set()
         for c in configs:  # counted only as far as the limit: a huge grid of many shapes is refused at once
             shapes.add(shape_key(c))
             if len(shapes) > MAX_TIMED_SHAPES:
@@ -355,7 +357,7 @@ def _time_one(cfg: Any, ctx: Any, device: str, evaluator: Any, final: bool,
     """(the shape's costs, its final evaluation's seconds if `final`) from one mini-trial: the evaluation at
     iteration 0, then generator iterations with a checkpoint after each until TIMING_BUDGET_S or
     MAX_TIMED_ITERS (the first, one critic update, only builds optimizer state, and counts only when it alone
-    spent the budget), then the final evaluation if `final`. Without `evaluator` nothing is scored (eval_s is
+    took FIRST_ALONE_S), then the final evaluation if `final`. Without `evaluator` nothing is scored (eval_s is
     not this shape's then: the caller has it from another shape with the same generator)."""
     import pytorch_lightning as pl
     import torch
@@ -413,7 +415,7 @@ def _time_one(cfg: Any, ctx: Any, device: str, evaluator: Any, final: bool,
         def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
             it[-1]["cb_end"] = clock()
             spent = it[-1]["cb_end"] - it[min(1, len(it) - 1)]["start"] if len(it) > 1 else 0.0
-            first_alone = len(it) == 1 and it[0]["cb_end"] - it[0]["start"] >= TIMING_BUDGET_S
+            first_alone = len(it) == 1 and it[0]["cb_end"] - it[0]["start"] >= FIRST_ALONE_S
             if first_alone or spent >= TIMING_BUDGET_S or len(it) > MAX_TIMED_ITERS:
                 trainer.should_stop = True
 
