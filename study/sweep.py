@@ -13,15 +13,20 @@ import sys
 import time
 from collections import Counter
 from contextlib import closing
+from functools import partial
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from study.cli import FAILED, INTERRUPTED, OK, Interrupted
 from study.cli import ArgumentParser
 from study.cli import run as run_cli
 from study.errors import UserError
 from study.io import ensure_dir, write_yaml
+from study.estimate import human
 from study.spec import Trial, load_spec, varied_value
+
+if TYPE_CHECKING:
+    from study.estimate import Estimator
 
 DISPLAY_INTERVAL_S = 10.0  # progress lines when stderr is not a terminal
 RESULTS_INTERVAL_S = 2.0   # results.csv is rewritten at most this often while trials finish (and at the end)
@@ -81,11 +86,20 @@ def trial_table(trials: list[Trial]) -> str:
 
 
 class Progress:
-    """trials done / running / failed and each running trial's generator iteration, on stderr."""
+    """trials done / running / failed, the time left and each running trial's generator iteration, on stderr.
 
-    def __init__(self, name: str, total: int, skipped: int, gen_iters: dict[str, int]):
+    Time left: the estimated seconds of the trials still to run and of the running ones (less the time they
+    have run), each scaled by measured / estimated seconds of the trials finished so far, packed on the
+    workers as the sweep starts them (study/estimate.time_left)."""
+
+    def __init__(self, name: str, total: int, skipped: int, gen_iters: dict[str, int],
+                 estimates: Optional[dict[str, float]] = None, workers: int = 1):
         self.name, self.total, self.gen_iters = name, total, gen_iters
         self.done, self.failed, self.running = skipped, 0, {}
+        self.estimates, self.workers = estimates, workers
+        self.pending = list(estimates or ())   # in the order the trials start
+        self.started: dict[str, float] = {}
+        self.measured = self.estimated = 0.0   # seconds of the finished trials: as run, as estimated
         self.tty = sys.stderr.isatty()
         self._last = 0.0
 
@@ -93,15 +107,34 @@ class Progress:
         kind, trial = ev[0], ev[1]
         if kind == "start":
             self.running[trial] = 0
+            self.started[trial] = time.monotonic()
+            if trial in self.pending:
+                self.pending.remove(trial)
         elif kind == "progress":
             self.running[trial] = ev[2]
         elif kind == "requeued":  # its worker was lost: back in the queue, not done
             self.running.pop(trial, None)
+            if self.started.pop(trial, None) is not None and self.estimates and trial in self.estimates:
+                self.pending.insert(0, trial)
         elif kind == "done":
             self.running.pop(trial, None)
             self.done += 1
             self.failed += ev[2] == "failed"
+            began = self.started.pop(trial, None)
+            if began is not None and self.estimates and trial in self.estimates and ev[2] != "failed":
+                self.measured += time.monotonic() - began
+                self.estimated += self.estimates[trial]
         self.show(force=kind == "done")
+
+    def left(self) -> Optional[float]:
+        """Seconds until the last trial ends, or None without an estimate."""
+        if not self.estimates:
+            return None
+        from study.estimate import time_left
+        ratio = self.measured / self.estimated if self.estimated > 0 else 1.0
+        now = time.monotonic()
+        running = [(self.estimates.get(t, 0.0), now - t0) for t, t0 in self.started.items()]
+        return time_left(running, [self.estimates[t] for t in self.pending], self.workers, ratio)
 
     def say(self, text: str) -> None:
         """A line of its own, above the progress line."""
@@ -114,8 +147,10 @@ class Progress:
             return
         self._last = now
         runs = " | ".join(f"{t[:40]} {it}/{self.gen_iters[t]}" for t, it in sorted(self.running.items()))
+        left = self.left()
         line = (f"[{self.name}] {self.done}/{self.total} done, {len(self.running)} running, "
-                f"{self.failed} failed" + (f" | {runs}" if runs else ""))
+                f"{self.failed} failed" + (f", ~{human(left)} left" if left is not None else "")
+                + (f" | {runs}" if runs else ""))
         if self.tty:
             cols = os.get_terminal_size(sys.stderr.fileno()).columns
             sys.stderr.write("\r\033[K" + line[:cols - 1])
@@ -224,6 +259,8 @@ def sweep(args: argparse.Namespace) -> int:
             from study.adaptive import describe
             print(describe(args, min((int(t.config.train.gen_iters) for t in trials), default=1)))
         print(f"{len(trials)} trials -> {out}/\n{trial_table(trials)}")
+        sys.stdout.flush()  # the table first, then the estimate's lines (stderr) while it times
+        estimate(args, name, run_order([t for t in trials if not finished(out / t.id)]), out)
         return OK
     preflight(args, trials, out)
     from study.rundir import Lock
@@ -231,7 +268,8 @@ def sweep(args: argparse.Namespace) -> int:
         keep_spec(out, doc)
         if args.until_decided:
             from study.adaptive import run_adaptive
-            counts = run_adaptive(args, name, trials, out, execute)
+            est = estimate(args, name, trials, out, adaptive=True)
+            counts = run_adaptive(args, name, trials, out, partial(execute, est=est))
         else:
             counts = execute(args, name, trials, out)
         if counts is None:
@@ -245,16 +283,74 @@ def sweep(args: argparse.Namespace) -> int:
     return FAILED if counts.get("failed", 0) else OK
 
 
-def execute(args: argparse.Namespace, name: str, trials: list[Trial], out: Path) -> Optional[Counter]:
-    """Run the trials not yet done (the caller holds the lock); their status counts, or None if interrupted."""
+def run_order(trials: list[Trial]) -> list[Trial]:
+    """Longest first, so the last trial to finish is a short one (better packing on few workers)."""
+    return sorted(trials, key=lambda t: t.config.train.gen_iters * (1 + t.config.spec.critic_updates(t.config.algo)),
+                  reverse=True)
+
+
+def finished(trial_dir: Path) -> bool:
+    from study.rundir import DONE, load_result
+    res, _ = load_result(trial_dir)
+    return bool(res) and res.get("status") in DONE
+
+
+def estimate(args: argparse.Namespace, name: str, trials: list[Trial], out: Path, adaptive: bool = False,
+             est: Optional[Estimator] = None) -> Optional[Estimator]:
+    """Say on stderr what the trials (in the order they run) will take here, how that was measured, and warn
+    when it is long for a machine without a GPU; the Estimator for the time left, None where there is no
+    estimate (Ray's machines are not this one; a shape that cannot be timed is said in one line)."""
+    from study import estimate as E
+    say = lambda text: print(f"[{name}] {text}", file=sys.stderr, flush=True)  # noqa: E731
+    if args.executor == "ray" or not trials:
+        return None
+    try:
+        est = est or new_estimator(args)
+        if adaptive or (args.until_decided and args.dry_run):
+            design = {k: getattr(args, k, None) for k in ("max_seeds", "extensions", "budgets")}
+            low, high, seeds, top = est.adaptive(trials, design)
+            hours = f"; --max-hours {args.max_hours:g} stops starting rounds" if args.max_hours else ""
+            say(f"estimate: about {E.human(low)} for round 1 ({len(trials)} trials), up to {E.human(high)} if every "
+                f"cell needs {seeds} seeds at {top:,} generator iterations, on {est.workers} worker(s){hours}")
+        else:
+            durations = est.durations(trials, out)
+            high = est.wall([durations[t.id] for t in trials])
+            say(f"estimate: about {E.human(high)} for {len(trials)} trials on {est.workers} worker(s)")
+    except Exception as e:  # an estimate never stops a sweep (e.g. a dry run without the data)
+        say(f"no estimate: {type(e).__name__}: {e}".splitlines()[0])
+        return None
+    say(f"estimate measured: {est.measured()}")
+    warn = E.warning(name, high, est.gpu, max(t.config.train.gen_iters for t in trials))
+    if warn:
+        say(warn)
+    return est
+
+
+def new_estimator(args: argparse.Namespace) -> Estimator:
+    from study.estimate import Estimator
+    slots = plan(args)
+    return Estimator(slots[0].device, slots[0].threads, len(slots), os.cpu_count() or 1,
+                     Path(args.cache_dir) if args.cache_dir else None)
+
+
+def plan(args: argparse.Namespace) -> list:
+    """The local workers (study.executors.Slot): their device and threads."""
     import torch
-    from study.executors import WorkerFailure, plan_slots, run_local
+    from study.executors import plan_slots
+    return plan_slots(args.devices, args.workers, args.trials_per_device, os.cpu_count() or 1,
+                      torch.cuda.device_count())
+
+
+def execute(args: argparse.Namespace, name: str, trials: list[Trial], out: Path,
+            est: Optional[Estimator] = None) -> Optional[Counter]:
+    """Run the trials not yet done (the caller holds the lock); their status counts, or None if interrupted.
+    `est`: the run's Estimator (an adaptive run's, whose shapes are timed already)."""
+    from study.executors import WorkerFailure, run_local
     from study.rundir import ResultsTable, write_result
     run, skipped, damaged, mismatched = todo(trials, out, args.retry_failed)
     table = ResultsTable(out, min_interval_s=RESULTS_INTERVAL_S)
     table.write()
-    slots = plan_slots(args.devices, args.workers, args.trials_per_device, os.cpu_count() or 1,
-                       torch.cuda.device_count())
+    slots = plan(args)
     where = ("Ray" if args.executor == "ray" else
              f"{len(slots)} worker(s) ({slots[0].device}, {slots[0].threads} thread(s) each)")
     print(f"[{name}] {len(trials)} trials, {skipped} already done, {len(run)} to run on {where} -> {out}/",
@@ -265,10 +361,10 @@ def execute(args: argparse.Namespace, name: str, trials: list[Trial], out: Path)
     if mismatched:
         print(f"[{name}] {len(mismatched)} trial(s) whose config.yaml does not hash to their id set aside as "
               f"config.yaml.damaged and result.json.damaged, run again: {listed(mismatched)}", file=sys.stderr)
-    progress = Progress(name, len(trials), skipped, {t.id: t.config.train.gen_iters for t in trials})
-    # longest first, so the last trial to finish is a short one (better packing on few workers)
-    run.sort(key=lambda t: t.config.train.gen_iters * (1 + t.config.spec.critic_updates(t.config.algo)),
-             reverse=True)
+    run = run_order(run)
+    est = estimate(args, name, run, out, est=est)
+    progress = Progress(name, len(trials), skipped, {t.id: t.config.train.gen_iters for t in trials},
+                        est.durations(run, out) if est else None, len(slots))
     tasks = [(t.id, t.config.model_dump(mode="json"), str(out / t.id)) for t in run]
 
     def worker_died(trial_id: str, error: str) -> None:
