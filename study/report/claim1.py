@@ -97,6 +97,7 @@ def state_table(ev: pd.DataFrame, m: int, design: R.Design = R.Design()) -> pd.D
                      "ceiling": float(np.nanmedian(done["ceiling"])) if done["ceiling"].notna().any() else math.nan,
                      "floor": float(np.nanmedian(done["floor"])) if done["floor"].notna().any() else math.nan,
                      "q_mean": q["mean"], "q_lo": q["ci_lo"], "q_hi": q["ci_hi"],
+                     "final_mean": float(done["final"].mean()), "final_std": float(done["final"].std()),
                      "noise_mean": float(done["noise"].mean()), "trend_median": float(done["trend"].median()),
                      "n_converged": int((done["converged"] == True).sum()),  # noqa: E712
                      "coverage_mean": float(done["coverage"].mean()), "coverage_knn_mean": float(done["coverage_knn"].mean()),

@@ -2,6 +2,8 @@
 verdicts. The CSVs keep the raw numbers; these tables round them and join mean ± std."""
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from study.report.cells import LABEL, Verdict, ci, fmt, metric_label, pm
@@ -212,13 +214,18 @@ def claim_table(v: Verdict, tabs: dict) -> pd.DataFrame:
     raw = {(r["cell"], r["metric"]): pm(r["mean"], r["std"]) for _, r in q.iterrows()} if not q.empty else {}
     df = pd.DataFrame({
         "cell": list(st["cell"]), "budget (gen. iters)": _map(st, fmt, "gen_iters"),
-        "metric mean ± sd": [f"{metric_label(m)}: {raw.get((c, m), '–')}" for c, m in zip(st["cell"], st["metric"])],
+        # at the row's own budget where the table has it (a declared design reads each seed at every budget)
+        "metric mean ± sd": [f"{metric_label(m)}: " + (pm(fm, fs) if fm == fm else raw.get((c, m), '–'))
+                             for c, m, fm, fs in zip(st["cell"], st["metric"], st.get("final_mean", [math.nan] * len(st)),
+                                                     st.get("final_std", [math.nan] * len(st)))],
         "normalised quality (95% CI)": _map(st, lambda m, lo, hi: f"{fmt(m, 2)} [{fmt(lo, 2)}, {fmt(hi, 2)}]",
                                             "q_mean", "q_lo", "q_hi"),
         "good / failed / unknown (of design)": _map(st, lambda g, f, u, n, k: f"{g} / {f} / {u} ({n})"
                                                    + (f"; failed: {k}" if k else ""), "n_good", "n_failed",
                                                    "n_unknown", "n_design", "failed_why"),
-        "state": _map(st, lambda s, w: f"**{s}**" + (f" ({w})" if v.claim == "1" else ""), "state", "why")})
+        # the why of a decided state (its p-value); an undecided one's counts are in the column beside it
+        "state": _map(st, lambda s, w: f"**{s}**" + (f" ({w})" if v.claim == "1" and s != "undecided" else ""),
+                      "state", "why")})
     own = tabs.get(CLAIM_TABLES.get(v.claim, ""), pd.DataFrame())
     if not own.empty and "cell" in own:
         by_cell = own.set_index("cell")
@@ -241,8 +248,9 @@ def first_screen_blocks(verdicts: list[Verdict], tabs: dict) -> list[tuple]:
     for vs in groups.values():
         v = vs[-1]
         table = claim_table(v, tabs)
-        # claim 1's table is its cell states (with why): its per-cell evidence lines would say it twice
-        shown = tuple(f"`{c}`" for c in table.get("cell", [])) if v.claim == "1" else ()
+        # the table holds each cell's numbers: its per-cell evidence lines would say them twice (the claim's own
+        # section below keeps them)
+        shown = tuple(f"`{c}`" for c in table.get("cell", []))
         if len(vs) == 1:
             head, because = f": **{v.verdict}**", [f"Because {v.reason}."] if v.reason else []
         else:
