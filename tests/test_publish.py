@@ -290,4 +290,10 @@ def test_every_published_result_re_derives_its_verdicts_and_agrees_with_the_read
     assert folder.name in findings
     assert inconsistencies(folder, findings) == []
     prov = json.loads((folder / "provenance.json").read_text())
-    assert prov["argv"][:2] == ["-m", "study.publish"] or "study.publish" in " ".join(prov["argv"])
+    assert prov["argv"][0].startswith("sweeps/") and f"results/{folder.name}" in prov["argv"]  # its own command
+    assert prov["dirty_paths"] == [] and not prov["allow_dirty"]  # a clean tree at one commit
+
+
+def test_the_published_results_were_made_at_one_commit():
+    commits = {json.loads((f / "provenance.json").read_text())["commit"] for f in PUBLISHED}
+    assert len(commits) <= 1, commits
