@@ -153,7 +153,8 @@ def publish(args, sweep_argv: list[str], argv: list[str]) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    argv = list(sys.argv if argv is None else ["python -m study.publish", *argv])
+    # as typed: the module, never this machine's path to its file (sys.argv[0] under -m)
+    argv = ["python -m study.publish", *(sys.argv[1:] if argv is None else argv)]
     args, rest = parse_args(argv[1:])
     return run_cli("python -m study.publish", lambda: publish(args, rest, argv), args.debug)
 
