@@ -146,7 +146,7 @@ def publish(args, sweep_argv: list[str], argv: list[str]) -> int:
         export(run_dir, args.out, prov)
     except ReportError as e:
         raise UserError(f"publish: {e}") from None
-    from study.report.load import PUBLISHED_DATA
+    from study.report.published import PUBLISHED_DATA
     (args.out / PUBLISHED_DATA / "spec.yaml").write_bytes(spec_bytes)  # the spec file as given (sha256 above)
     print(f"published: {args.out}/REPORT.md (run directory {run_dir})", file=sys.stderr)
     return code

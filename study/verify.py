@@ -189,7 +189,7 @@ def rerun(folder: Path, k: int, seed: int, work: Path) -> list[tuple[str, str, f
     from study import sweep
     from study.config import load_trial_config
     from study.metrics import quality_metric
-    from study.report.load import PUBLISHED_DATA, published_trials
+    from study.report.published import PUBLISHED_DATA, published_trials
     from study.spec import Trial
     from study.report.load import ReportError
     try:

@@ -145,7 +145,7 @@ def test_a_continued_trial_counts_its_whole_training(tmp_path):
 
 
 def test_published_reader_keeps_the_continued_accounting(tmp_path):
-    from study.report.load import write_published
+    from study.report.published import write_published
     run_dir, short, long = _continued_run(tmp_path)
     cfg = json.loads((FIXTURE / long / "result.json").read_text())["config"]
     from study import rundir
@@ -262,7 +262,7 @@ def test_published_claim2_statistics_equal_the_run_directorys(tmp_path):
     """Claim 2 reads the estimate as a median of raw per-iteration values around each evaluation; a published
     folder keeps only evaluation rows, so it carries that statistic itself: the trend-free r and p come out the same."""
     from study.report.claim2 import claim2
-    from study.report.load import write_published
+    from study.report.published import write_published
     src = Path(__file__).parent / "fixtures" / "claim2_ring8"
     run = load_run(src)
     write_published(run, tmp_path / "pub" / "data", set())

@@ -12,7 +12,8 @@ from study.io import ensure_dir
 from study.report import compute, doc, provenance, sections
 from study.report.cells import PAPER_SETTINGS, flatten
 from study.report.rules import held_out_line, rules_id
-from study.report.load import STATUSES, ReportError, Run, is_published, load_run
+from study.report.load import STATUSES, ReportError, Run, load_run
+from study.report.published import is_published
 
 
 def _clean(out: Path) -> None:

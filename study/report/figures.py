@@ -20,7 +20,7 @@ from study.report import claim3  # noqa: E402
 from study.report.cells import ESTIMATE, LABEL, LOSS_ORDER, metric_label, primary_metric, summarize  # noqa: E402
 
 from study.eval.stats import median_filter  # noqa: E402
-from study.report.load import FILTERED  # noqa: E402
+from study.report.published import FILTERED  # noqa: E402
 from study.report.trendfree import step_median  # noqa: E402
 
 DPI = 100

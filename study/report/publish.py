@@ -19,7 +19,8 @@ def export(run_dir: Path, out: Path, provenance: dict) -> Path:
     """Write the published folder `out` from `run_dir`; returns `out`."""
     from study.io import ensure_dir
     from study.report import build_report
-    from study.report.load import PROVENANCE_FILE, PUBLISHED_DATA, load_run, write_published
+    from study.report.load import load_run
+    from study.report.published import PROVENANCE_FILE, PUBLISHED_DATA, write_published
     from study.report.samples import sheet_trials
     run = load_run(Path(run_dir))
     ensure_dir(out, "--out")

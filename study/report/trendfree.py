@@ -37,7 +37,7 @@ PERM_SEED = 0         # fixed, so a report re-derives the same p
 TINY = 1e-12          # a residual sum of squares at or below this is "no variation" (ranks are exact numbers)
 
 
-STEP_MEDIAN = "~step_median"  # a column holding step_median of the estimate at each evaluation (load.write_published)
+STEP_MEDIAN = "~step_median"  # a column holding step_median of the estimate at each evaluation (published.write_published)
 
 
 def step_median(steps: np.ndarray, values: np.ndarray, at: np.ndarray, window: int = WINDOW) -> np.ndarray:
