@@ -76,10 +76,12 @@ def rounds_blocks(run, table: pd.DataFrame, figs: list) -> list[tuple]:
         return []
     d = run.adaptive["design"]
     stopped = run.adaptive.get("stopped") or "not yet (running, or interrupted: run the same command again)"
+    if "): " in stopped:  # the open cells' asks are in the claims' tables ("would decide it"): name the limit only
+        stopped = stopped.split("): ", 1)[0] + "); what each open cell asks for: its claim's table"
     return [("h", 2, "Rounds (--until-decided)"),
-            ("p", f"Design: every cell may reach {d.get('max_seeds')} seeds and {d.get('extensions', 0)} doubling(s) of its "
-                  f"generator iterations; every cell is decided at that design size and at α = {run.design.alpha:.3g} "
-                  f"(α split over the iteration budgets). Stopped: {stopped}."),
-            ("table", table.drop(columns=["why"]), "What each round added and the verdicts after it (to which "
+            ("p", f"Design, declared before the data: every cell may reach {run.design.seeds} seeds, and every seed is "
+                  f"trained through the budgets {', '.join(map(str, run.design.budgets))} (generator iterations); each "
+                  f"budget is decided at that design size and at α = {run.design.alpha:.3g}. Stopped: {stopped}."),
+            ("table", table.drop(columns=["why"]).assign(stopped=table["stopped"].astype(bool).map({True: "yes", False: ""})), "What each round added and the verdicts after it (to which "
                                                    "cells and why: [tables/rounds.csv](tables/rounds.csv))")] + \
         [("img", p, c) for p, c in figs]

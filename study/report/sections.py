@@ -200,6 +200,7 @@ CLAIM_COLUMNS = {
                                           lambda a, b, c: f"{a} / {b} / {c}")},
 }
 CLAIM_TABLES = {"2": "claim2_correlation", "3": "claim3_modes"}
+INFORMATION = ("Information", "Across trials")  # evidence lines that are not part of a verdict
 
 
 def claim_table(v: Verdict, tabs: dict) -> pd.DataFrame:
@@ -256,7 +257,9 @@ def first_screen_blocks(verdicts: list[Verdict], tabs: dict) -> list[tuple]:
         else:
             head = ": " + "; ".join(f"**{x.verdict}** at {x.budget}" for x in vs)
             because = [f"At {x.budget} generator iterations: {x.verdict}, because {x.reason}." for x in vs]
-        lines = list(dict.fromkeys(e for x in vs for e in x.evidence if not (shown and e.startswith(shown))))
+        # what decided it only: information (GAN vs WGAN differences, across-trial correlations) stays in its section
+        lines = list(dict.fromkeys(e for x in vs for e in x.evidence if not (shown and e.startswith(shown))
+                                   and not e.startswith(INFORMATION)))
         blocks += [("h", 3, CLAIMS[v.claim] + v.title_suffix + head)]
         blocks += [("ul", because + lines)] if because or lines else []
         blocks += [("table", table, "")]
