@@ -29,7 +29,10 @@ def verdict_blocks(vs: list[Verdict]) -> list[tuple]:
     for v in vs:
         at = f" at {v.budget} generator iterations" if v.budget is not None else ""
         head = [("h", 3, f"{LABEL.get(v.variant, v.variant)} vs GAN{at}")] if len(vs) > 1 else []
-        blocks += head + [("verdict", v.verdict, v.reason + " (the numbers that decided it: first screen)")]
+        # not part of the verdict: shown here, not first (the across-trial correlations are the section's table)
+        info = [e for e in v.evidence if e.startswith(INFORMATION[0])]
+        blocks += head + [("verdict", v.verdict, v.reason + " (its numbers: first screen)")]
+        blocks += [("ul", info)] if info else []
     return blocks + [("p", "**Rule:**"), ("rule", vs[0].key, vs[0].rule)]
 
 
