@@ -62,7 +62,7 @@ class Timings:
     seconds: float                   # the timing itself
     device: str
     threads: int
-    load: float                      # 1-minute load average when timing started
+    load: float                      # other processes' busy cores while the timing ran (others_load)
     clock: str = "wall"              # "cpu": seconds of CPU (one thread per worker on a CPU), "wall": elapsed
 
 
@@ -209,13 +209,35 @@ def warning(name: str, seconds: float, gpu: bool, longest_iters: int) -> Optiona
 
 def how_measured(t: Timings) -> str:
     return (f"timed {len(t.shapes)} trial shape(s) on {t.device} with {t.threads} thread(s) (~{TIMING_BUDGET_S:g} "
-            f"{t.clock} s of generator iterations each, an evaluation per generator) in {t.seconds:.1f} s at load "
-            f"{t.load:.2f}")
+            f"{t.clock} s of generator iterations each, an evaluation per generator) in {t.seconds:.1f} s, "
+            f"{t.load:.2f} core(s) busy with other work")
+
+
+def _cpu_busy() -> Optional[tuple[float, float]]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat (None where there is none)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / hz, sum(fields[:8]) / hz
+
+
+def others_load(before: Optional[tuple[float, float]], after: Optional[tuple[float, float]], own_cpu_s: float,
+                wall_s: float) -> Optional[float]:
+    """Cores that other processes kept busy while we timed: the machine's busy CPU seconds over the window less
+    our own, per wall second. The 1-minute load average is not used: it still holds the sweep's own start-up
+    (importing torch keeps a core busy for seconds), and counting that as others' load made an idle machine's
+    estimate 45% too long (README, the quick study)."""
+    if before is None or after is None or wall_s <= 0:
+        return None
+    return max(0.0, (after[0] - before[0] - own_cpu_s) / wall_s)
 
 
 def contention(load: float, cores: int, workers: int, threads: int, cpu_clock: bool = False) -> float:
     """Wall seconds in the sweep per measured second: each of `workers` workers (`threads` threads each) shares
-    `cores` cores with `load` other runnable threads (the load average when timing began), each runnable thread
+    `cores` cores with `load` other busy cores (others_load, while the shapes were timed), each runnable thread
     getting at most a core. Measured in CPU seconds (`cpu_clock`): divided by the worker's share; measured in
     wall seconds: the timing process had a share too."""
     def share(mine: int) -> float:
@@ -296,8 +318,7 @@ def time_shapes(configs: list, device: str, threads: int, cache_dir: Optional[Pa
     from threadpoolctl import threadpool_limits
     from study.trial import WorkerContext, quiet_lightning, skip_nvml_cuda_check
     import torchmetrics.image.fid  # noqa: F401  (the final evaluation's cross-check: once per worker, not per trial)
-    load = os.getloadavg()[0]
-    t0 = time.perf_counter()
+    busy0, own0, t0 = _cpu_busy(), time.process_time(), time.perf_counter()
     # one thread on a CPU: CPU seconds, which other processes' load does not inflate (the share the workers
     # will get is Estimator.factor's); otherwise (threads in parallel, a GPU) elapsed seconds
     cpu_clock = device == "cpu" and threads == 1
@@ -329,7 +350,11 @@ def time_shapes(configs: list, device: str, threads: int, cache_dir: Optional[Pa
                 shapes[key] = replace(cost, eval_s=evals[gk], final_eval_s=evals[gk] + extra[ek])
     finally:
         torch.set_num_threads(old_threads)
-    return Timings(shapes, setup, time.perf_counter() - t0 + (known.seconds if known else 0.0), device, threads,
+    wall = time.perf_counter() - t0
+    load = others_load(busy0, _cpu_busy(), time.process_time() - own0, wall)
+    if load is None:  # no /proc/stat: the load average, less this process's own runnable thread
+        load = max(0.0, os.getloadavg()[0] - 1.0)
+    return Timings(shapes, setup, wall + (known.seconds if known else 0.0), device, threads,
                    known.load if known else load, "cpu" if cpu_clock else "wall")
 
 

@@ -6,6 +6,9 @@ import torch
 # Tests run on CPU with one thread: stable timings on 2-core CI and no oversubscription.
 torch.set_num_threads(1)
 os.environ.setdefault("WGAN_STUDY_CACHE", os.path.join(os.path.dirname(__file__), "..", ".cache", "test"))
+# Sweeps in tests skip the cost estimate (timing every shape costs seconds per sweep: minutes over the suite);
+# tests/test_estimate.py unsets it and tests the estimate itself.
+os.environ.setdefault("WGAN_STUDY_NO_ESTIMATE", "1")
 
 
 @pytest.fixture

@@ -20,6 +20,12 @@ COST = E.ShapeCost(critic_s=0.01, gen_s=0.02, step_s=0.001, eval_s=0.5, final_ev
                    setup_s=0.3)
 
 
+@pytest.fixture(autouse=True)
+def _estimates_on(monkeypatch):
+    """The suite skips estimates (tests/conftest.py); here they are what is tested."""
+    monkeypatch.delenv("WGAN_STUDY_NO_ESTIMATE", raising=False)
+
+
 def cfg(**over):
     d = {"loss": "wgan", "data": {"name": "ring8"}, "train": {"gen_iters": 600, "checkpoint_every": 200},
          "eval": {"every": 100}, "wgan": {"warmup_iters": 10}}
@@ -103,6 +109,15 @@ def test_contention_of_workers_sharing_the_cores():
     assert E.contention(0.0, 2, 2, 1, cpu_clock=True) == 1.0
 
 
+def test_others_load_is_the_machines_busy_time_less_our_own():
+    # 2 cores over 4 s: 6 busy CPU seconds, 4 of them ours (one thread timing) -> half a core of other work
+    assert E.others_load((100.0, 500.0), (106.0, 508.0), own_cpu_s=4.0, wall_s=4.0) == pytest.approx(0.5)
+    assert E.others_load((100.0, 500.0), (103.9, 508.0), own_cpu_s=4.0, wall_s=4.0) == 0.0  # clock jitter
+    assert E.others_load(None, (1.0, 2.0), 1.0, 1.0) is None
+    busy = E._cpu_busy()
+    assert busy is None or 0 <= busy[0] <= busy[1]
+
+
 def test_human_times():
     assert [E.human(s) for s in (42, 600, 3 * 3600, 9 * 86400)] == ["42 s", "10 min", "3.0 h", "9.0 days"]
 
@@ -145,6 +160,19 @@ def test_dry_run_estimate_is_the_scaled_sum(tmp_path, monkeypatch, capsys):
     want = E.WORKER_START_S + 2.0 + 3 * one
     assert f"[s] estimate: about {E.human(want)} for 3 trials on 1 worker(s)" in err
     assert "warning" not in err and not (tmp_path / "o").exists()
+
+
+def test_no_estimate_times_nothing(tmp_path, monkeypatch, capsys):
+    def never(*a, **k):
+        raise AssertionError("timed")
+    monkeypatch.setattr(E, "time_shapes", never)
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nbase: {loss: gan, data: {name: ring8}}\ngrid: {seed: [0]}\n")
+    assert sweep_mod.main([str(spec), "--dry-run", "--devices", "cpu", "--no-estimate"]) == 0
+    assert "estimate" not in capsys.readouterr().err
+    monkeypatch.setenv("WGAN_STUDY_NO_ESTIMATE", "1")  # what the test suite sets
+    assert sweep_mod.main([str(spec), "--dry-run", "--devices", "cpu"]) == 0
+    assert "estimate" not in capsys.readouterr().err
 
 
 def test_a_shape_that_cannot_be_timed_is_one_line_and_no_failure(tmp_path, monkeypatch, capsys):
