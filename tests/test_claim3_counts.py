@@ -129,6 +129,31 @@ def test_calibration_rows_meet_the_goals():
                 assert r["right"] >= 0.8, (n, truth, r)
 
 
+def test_the_shipped_design_table_is_the_simulation_and_meets_the_goals():
+    """study/report/claim3_design.csv (what a report shows beside its claim-3 decision) is what the simulation
+    gives (one row recomputed exactly), and at every tabulated design: wrong <= 5% (within Monte Carlo error) at
+    every truth, power >= 80% at the clear truths from 8 seeds."""
+    from study.report import calibrate as C
+    shipped = pd.read_csv(C.DESIGN_TABLE)
+    assert sorted(set(shipped["seeds"])) == list(C.DESIGN_SEEDS) and set(shipped["truth"]) == set(C.DESIGN_TRUTHS)
+    row = shipped[(shipped["seeds"] == 8) & (shipped["truth"] == "false")].iloc[0]
+    again = C.claim3_rates("false", 8, int(row["reps"]), seed=8)
+    assert (again["decided"], again["wrong"]) == (row["decided"], row["wrong"])
+    assert (shipped["wrong"] <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / shipped["reps"])).all()
+    clear = shipped[shipped["truth"].isin(["true", "false"]) & (shipped["seeds"] >= 8)]
+    assert (clear["right"] >= 0.8).all()
+    assert C.claim3_at_design(8).equals(shipped[shipped["seeds"] == 8].reset_index(drop=True))
+
+
+def test_the_report_shows_the_calibration_at_its_design():
+    from study.report.calibrate import claim3_at_design
+    from study.report.sections import calibration_line
+    text = calibration_line(claim3_at_design(8))
+    assert text.startswith("**Calibration at this design** (8 seeds, 1000 simulated studies per truth; ")
+    assert "true: supported 99.2% (wrong 0.0%); false: not supported 100.0% (wrong 0.0%)" in text
+    assert "borderline rate: wrongly decided 5.7%" in text
+
+
 def test_density_coverage_by_hand():
     real = torch.tensor([[0.0], [1.0], [2.0], [3.0], [4.0], [5.0], [6.0]])
     # k = 1: every real radius is 1 (its nearest neighbour); a ball holds points at distance < 1

@@ -99,6 +99,10 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None) -> Path:
     t3, v3 = claim3.claim3(run)
     tabs.update(t1), tabs.update(t2), tabs.update(t3), tabs.update(conditional.conditional_tables(run))
     tabs["rounds"] = rounds.rounds_table(run)
+    design = pd.to_numeric(t3["claim3_modes"].get("design", pd.Series(dtype=float)), errors="coerce").max()
+    if design == design:  # countable modes: the rule's calibration at this study's design, beside its decision
+        from study.report.calibrate import claim3_at_design
+        tabs["claim3_calibration"] = claim3_at_design(int(design))
     for name, df in tabs.items():
         df.to_csv(out / "tables" / f"{name}.csv", index=False)
 

@@ -20,6 +20,8 @@ import argparse
 import json
 import math
 import sys
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -327,6 +329,39 @@ def claim3_rates(truth: str, n: int | None, reps: int, shift: float = 0.0, seed:
             "seeds_per_cell": seeds / reps, "budget_per_cell": budgets / reps}
 
 
+DESIGN_TRUTHS = ("true", "false", "borderline rate", "borderline mean")  # the goals' rows: power, and error
+DESIGN_REPS = 1000  # synthetic studies per truth at a design size (Monte Carlo sd ~0.7% at 5%)
+DESIGN_SEEDS = range(3, 13)  # the design sizes tabulated in DESIGN_TABLE (others are simulated when a report asks)
+# Claim 3's calibration per design size, made by `python -m study.report.calibrate --design-table` (~4 min): a
+# report shows its own design's rows beside its decision without simulating them each time.
+DESIGN_TABLE = Path(__file__).with_name("claim3_design.csv")
+
+
+def _design_rows(n: int, reps: int) -> pd.DataFrame:
+    return pd.DataFrame([{"seeds": n, "truth": t, "right_answer": CLAIM3_TRUTH[t] or "none", "reps": reps,
+                          **claim3_rates(t, n, reps, seed=n)} for t in DESIGN_TRUTHS])
+
+
+def design_table(reps: int = DESIGN_REPS) -> pd.DataFrame:
+    return pd.concat([_design_rows(n, reps) for n in DESIGN_SEEDS], ignore_index=True)
+
+
+@lru_cache(maxsize=None)
+def _at_design(n: int) -> pd.DataFrame:
+    if DESIGN_TABLE.exists():
+        rows = pd.read_csv(DESIGN_TABLE)
+        rows = rows[rows["seeds"] == n]
+        if len(rows):
+            return rows.reset_index(drop=True)
+    return _design_rows(n, DESIGN_REPS)
+
+
+def claim3_at_design(n: int) -> pd.DataFrame:
+    """Claim 3's calibration at a study's own design size, for its report: per truth how often the rule decides,
+    wrongly and correctly (the two toy cells of claim3_study, seed = n: the same rows every time)."""
+    return _at_design(n).copy()
+
+
 def calibrate(reps: int = 400, spread: dict | None = None, ns: tuple = SEEDS) -> dict:
     s = {**MEASURED, **(spread or {})}
     out: dict = {"spread": s, "alpha": R.ALPHA, "fail_rate": R.FAIL_RATE, "adaptive": ADAPTIVE, "reps": reps,
@@ -381,7 +416,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=400)
     ap.add_argument("--run", help="measure the spreads from this run directory instead of MEASURED")
     ap.add_argument("--markdown", action="store_true", help="print the table of docs/verdicts.md instead of JSON")
+    ap.add_argument("--design-table", action="store_true",
+                    help=f"write claim 3's rows per design size to {DESIGN_TABLE.name} (what reports show)")
     args = ap.parse_args(argv)
+    if args.design_table:
+        design_table().to_csv(DESIGN_TABLE, index=False)
+        print(DESIGN_TABLE)
+        return 0
     res = calibrate(args.reps, measure(args.run) if args.run else None)
     print(markdown(res) if args.markdown else json.dumps(res, indent=1))
     return 0

@@ -34,6 +34,11 @@ td.supported,td.not-supported,td.inconclusive{font-weight:600;text-align:left}
 """
 
 
+def _alt(caption: str) -> str:
+    """A figure's alt text: its caption's first clause (the whole caption is printed under it)."""
+    return re.split(r"[:;(]|\. ", caption, maxsplit=1)[0].strip()
+
+
 def _inline_html(text: str) -> str:
     t = html.escape(text)
     t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
@@ -94,9 +99,9 @@ def to_markdown(blocks: list[tuple], base: Path) -> str:
             df = b[1].drop(columns=[c for c in ID_COLUMNS if c in b[1]])
             out.append(_md_table(df, b[2]) if len(df) else f"**{b[2]}**: (no rows)")
         elif kind == "img":
-            out.append(f"![{b[2]}]({Path(b[1]).relative_to(base).as_posix()})\n\n*{b[2]}*")
+            out.append(f"![{_alt(b[2])}]({Path(b[1]).relative_to(base).as_posix()})\n\n*{b[2]}*")
         elif kind == "gallery":
-            out.append("\n\n".join(f"![{c}]({Path(p).relative_to(base).as_posix()})\n*{c}*" for p, c in b[1]))
+            out.append("\n\n".join(f"![{_alt(c)}]({Path(p).relative_to(base).as_posix()})\n*{c}*" for p, c in b[1]))
         elif kind == "verdict":
             out.append(f"> **Verdict: {b[1]}** — {b[2]}")
     return "\n\n".join(out) + "\n"

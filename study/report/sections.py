@@ -123,6 +123,17 @@ def claim2_blocks(tabs: dict, v: list[Verdict], figs: list) -> list[tuple]:
     return blocks + [("img", p, cap) for p, cap in figs]
 
 
+def calibration_line(cal: pd.DataFrame) -> str:
+    """Claim 3's calibration at the study's design (calibrate.claim3_at_design), one sentence beside its decision:
+    per truth, how often the rule gives the right answer and how often a wrong one (at a borderline truth every
+    decision is wrong)."""
+    rows = "; ".join(f"{r.truth}: wrongly decided {100 * r.wrong:.1f}%" if r.right_answer == "none" else
+                     f"{r.truth}: {r.right_answer} {100 * r.right:.1f}% (wrong {100 * r.wrong:.1f}%)"
+                     for r in cal.itertuples())
+    return (f"**Calibration at this design** ({int(cal['seeds'].iloc[0])} seeds, {int(cal['reps'].iloc[0])} simulated "
+            f"studies per truth; [CSV](tables/claim3_calibration.csv)): {rows}.")
+
+
 def claim3_blocks(tabs: dict, v: list[Verdict], figs: list) -> list[tuple]:
     from study.report.claim3 import PUBLISHED
     m = tabs["claim3_modes"]
@@ -157,6 +168,9 @@ def claim3_blocks(tabs: dict, v: list[Verdict], figs: list) -> list[tuple]:
         "reverse KL (nats), mean ± sd": _map(m, pm, "kl_mean", "kl_std")})
     theirs = pd.DataFrame([r for r in PUBLISHED if r["data"] in set(m["data"])]).rename(columns={
         "source": "theirs: source and settings", "modes": "modes", "hq": "high-quality %", "kl": "reverse KL"})
+    cal = tabs.get("claim3_calibration")
+    if cal is not None and len(cal):
+        blocks.append(("p", calibration_line(cal)))
     blocks += [("table", md, "Claim 3's rule per cell: coverage of the deciding count against the same count on N "
                              "real samples (completed trials; the design counts every seed the cell may have)", "claim3_modes.csv"),
                ("table", pac, "PacGAN-style table per cell (ours; mean ± sd over seeds, PacGAN reports ± s.e.)")]
