@@ -22,15 +22,21 @@ def _git(root: Path, *args: str) -> Optional[str]:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+# Published folders may differ from the commit that makes them (a publication replaces its own folder): they are
+# the harness's output, not its code, so neither a trial's "dirty" nor study.publish's check counts them.
+OUTPUT_DIRS = ("results",)
+
+
 def git_state(root: Path = HARNESS_ROOT) -> dict:
     """{'commit': sha or None, 'dirty': bool or None}. Only when `root` is itself the top of a checkout: an
     installed copy inside some other repository (a venv in a project) must not report that one's commit.
-    Dirty means tracked files differ from the commit; untracked files (runs/, notes) do not count."""
+    Dirty means tracked files differ from the commit; untracked files (runs/, notes) and OUTPUT_DIRS do not count."""
     top = _git(root, "rev-parse", "--show-toplevel")
     if top is None or Path(top).resolve() != root.resolve():
         return {"commit": None, "dirty": None}
     commit = _git(root, "rev-parse", "HEAD")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".",
+                  *(f":(exclude){d}" for d in OUTPUT_DIRS))
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 

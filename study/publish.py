@@ -28,13 +28,14 @@ from study.cli import FAILED, OK, ArgumentParser
 from study.cli import run as run_cli
 from study.errors import UserError
 from study.io import read_json, write_json
+from study.provenance import OUTPUT_DIRS
 
 # every package whose code computed a published number (training, metrics, statistics, the data's source)
 PACKAGES = ("torch", "torchvision", "lightning", "pytorch-lightning", "torchmetrics", "torch-fidelity", "numpy",
             "scipy", "pandas", "mlxtend")
 RUNS = Path("runs") / "publish"      # default parent of the run directories
 LOG = "publish.json"                 # in the run directory: every invocation that worked on it (argv, commit, wall)
-EXCLUDED = ("results",)              # published folders may differ from the commit: they are its output
+EXCLUDED = OUTPUT_DIRS                # published folders may differ from the commit: they are its output
 
 
 def git(*args: str) -> Optional[str]:

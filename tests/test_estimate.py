@@ -162,12 +162,18 @@ def test_dry_run_estimate_is_the_scaled_sum(tmp_path, monkeypatch, capsys):
     assert "warning" not in err and not (tmp_path / "o").exists()
 
 
-def test_no_estimate_times_nothing(tmp_path, monkeypatch, capsys):
-    def never(*a, **k):
-        raise AssertionError("timed")
-    monkeypatch.setattr(E, "time_shapes", never)
+def one_trial_spec(tmp_path, monkeypatch, error: Exception) -> Path:
+    """A one-trial spec whose shape timing raises `error`."""
+    def timer(*a, **k):
+        raise error
+    monkeypatch.setattr(E, "time_shapes", timer)
     spec = tmp_path / "s.yaml"
     spec.write_text("name: s\nbase: {loss: gan, data: {name: ring8}}\ngrid: {seed: [0]}\n")
+    return spec
+
+
+def test_no_estimate_times_nothing(tmp_path, monkeypatch, capsys):
+    spec = one_trial_spec(tmp_path, monkeypatch, AssertionError("timed"))
     assert sweep_mod.main([str(spec), "--dry-run", "--devices", "cpu", "--no-estimate"]) == 0
     assert "estimate" not in capsys.readouterr().err
     monkeypatch.setenv("WGAN_STUDY_NO_ESTIMATE", "1")  # what the test suite sets
@@ -176,11 +182,7 @@ def test_no_estimate_times_nothing(tmp_path, monkeypatch, capsys):
 
 
 def test_a_shape_that_cannot_be_timed_is_one_line_and_no_failure(tmp_path, monkeypatch, capsys):
-    def broken(*a, **k):
-        raise RuntimeError("no data here\nsecond line")
-    monkeypatch.setattr(E, "time_shapes", broken)
-    spec = tmp_path / "s.yaml"
-    spec.write_text("name: s\nbase: {loss: gan, data: {name: ring8}}\ngrid: {seed: [0]}\n")
+    spec = one_trial_spec(tmp_path, monkeypatch, RuntimeError("no data here\nsecond line"))
     assert sweep_mod.main([str(spec), "--dry-run", "--devices", "cpu"]) == 0
     assert capsys.readouterr().err.strip() == "[s] no estimate: RuntimeError: no data here"
 

@@ -24,6 +24,12 @@ def test_git_state_of_a_checkout_clean_then_dirty(tmp_path):
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
     (repo / "notes.txt").write_text("untracked files do not make the tree dirty\n")
     assert git_state(repo) == {"commit": _git(repo, "rev-parse", "HEAD"), "dirty": False}
+    (repo / "results" / "old").mkdir(parents=True)
+    (repo / "results" / "old" / "REPORT.md").write_text("a published folder\n")
+    _git(repo, "add", "results")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "r")
+    (repo / "results" / "old" / "REPORT.md").unlink()  # a publication replacing its folder: output, not code
+    assert git_state(repo)["dirty"] is False
     (repo / "a.py").write_text("x = 2\n")
     assert git_state(repo)["dirty"] is True
 
