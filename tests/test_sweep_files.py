@@ -66,6 +66,7 @@ def test_quick_study_end_to_end_tiny(tmp_path):
     assert list((rep / "tables").glob("*.csv"))
 
 
+@pytest.mark.slow  # ~55 s; every run covers the conditional fits and metrics in tests/test_conditional.py
 def test_conditional_sweep_end_to_end_tiny(tmp_path):
     """sweeps/conditional.yaml shrunk: AC-GAN and AC-WGAN trials write class metrics, results.csv has
     them, and the report gains its class-conditional tables."""
