@@ -260,6 +260,7 @@ class Estimator:
         self.device, self.threads, self.workers, self.cores, self.cache_dir = device, threads, workers, cores, cache_dir
         self.timer = timer or time_shapes
         self.timings: Optional[Timings] = None
+        self._last: tuple = (None, {})  # the last durations() asked: (out, trial ids) -> seconds
 
     @property
     def gpu(self) -> bool:
@@ -289,9 +290,14 @@ class Estimator:
         return self.factor() * sum(self.timings.worker_setup.values())
 
     def durations(self, trials: list, out: Path) -> dict[str, float]:
-        """Each trial's expected seconds from where it stands in `out` (a resumed trial from its checkpoint)."""
-        self.time([t.config for t in trials])
-        return {t.id: self.seconds(t.config, resume_step(out / t.id)) for t in trials}
+        """Each trial's expected seconds from where it stands in `out` (a resumed trial from its checkpoint). The
+        sweep asks twice for the same trials (the estimate's line, then the progress line): the checkpoints are
+        looked up once."""
+        key = (str(out), tuple(t.id for t in trials))
+        if self._last[0] != key:
+            self.time([t.config for t in trials])
+            self._last = (key, {t.id: self.seconds(t.config, resume_step(out / t.id)) for t in trials})
+        return dict(self._last[1])
 
     def wall(self, durations: list[float]) -> float:
         """`durations` in the order the sweep starts them."""
